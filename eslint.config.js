@@ -21,6 +21,10 @@ export default defineConfig(
         { allowNumber: true, allowBoolean: true, allowNullish: true },
       ],
       '@typescript-eslint/switch-exhaustiveness-check': 'error',
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
+      ],
     },
   },
   {

@@ -1,7 +1,11 @@
-import type { Ballot } from '../paxos/ballot.js';
+import { InvariantError } from '../errors.js';
+import { ballotEquals, ballotOwner, type Ballot } from '../paxos/ballot.js';
+import { earliest, emptyOutput } from '../paxos/output.js';
 import type { Rng } from '../random.js';
-import type { NodeId, Output, Owner } from '../types.js';
+import { ownerEquals, type NodeId, type Output, type Owner } from '../types.js';
+import { LeaseAcceptor, type AcceptorReply, type LeaseAcceptorConfig } from './acceptor.js';
 import type { LeaseMessage } from './messages.js';
+import { LeaseProposer, type LeaseProposerConfig } from './proposer.js';
 
 export interface LeaseConfig {
   readonly id: NodeId;
@@ -47,4 +51,270 @@ export type LeaseOutput = Output<LeaseMessage, LeaseRecord, LeaseEvent>;
 export interface LeaderView {
   readonly owner: Owner;
   readonly term: number;
+}
+
+/**
+ * One node's PaxosLease: its acceptor, its proposer and its view of who leads. Pure: it reads
+ * no clock, sets no timer and does no I/O; each call takes `now` (this node's monotonic clock)
+ * and returns what to persist, send and announce, and when to be called again.
+ */
+export class LeaseMachine {
+  readonly config: LeaseConfig;
+  readonly #owner: Owner;
+  readonly #acceptor: LeaseAcceptor;
+  readonly #proposer: LeaseProposer;
+  #started = false;
+  #stopped = false;
+  /** Who this node believes leads, learned only from evidence that a lease was chosen. */
+  #view: { owner: Owner; term: number; until: number } | null = null;
+  /** Terms this node reports never go backwards. */
+  #termFloor = 0;
+  #announced: { owner: Owner; term: number } | null = null;
+  #persisted: LeaseRecord;
+
+  constructor(config: LeaseConfig, restored: LeaseRecord | null) {
+    if (!config.peers.includes(config.id)) {
+      throw new InvariantError(`node ${config.id} is not among its peers`);
+    }
+    this.config = config;
+    this.#owner = { node: config.id, incarnation: config.incarnation };
+    this.#acceptor = this.createAcceptor({ leaseMs: config.leaseMs }, restored?.promised ?? null);
+    this.#proposer = this.createProposer(
+      {
+        owner: this.#owner,
+        peers: config.peers,
+        leaseMs: config.leaseMs,
+        maxClockDrift: config.maxClockDrift,
+        marginMs: config.marginMs,
+        rng: config.rng,
+        preferredLeader: config.preferredLeader ?? null,
+      },
+      Math.max(restored?.maxRound ?? 0, restored?.promised?.round ?? 0),
+    );
+    if (this.#proposer.believeMs() <= 0) {
+      throw new InvariantError('leaseMs·(1−ρ)/(1+ρ) − marginMs must be positive');
+    }
+    this.#persisted = { promised: restored?.promised ?? null, maxRound: this.#proposer.maxRound };
+  }
+
+  get owner(): Owner {
+    return this.#owner;
+  }
+
+  get maxRound(): number {
+    return this.#proposer.maxRound;
+  }
+
+  get silentUntil(): number {
+    return this.#acceptor.silentUntil;
+  }
+
+  /** The lease deadline on this node's clock while a lease is held. */
+  get deadline(): number | null {
+    return this.#proposer.deadline;
+  }
+
+  get term(): number | null {
+    return this.#proposer.term;
+  }
+
+  /** Begins the restart silence: this node votes for nothing during its first lease period. */
+  start(now: number): LeaseOutput {
+    const out = emptyOutput<LeaseMessage, LeaseRecord, LeaseEvent>();
+    if (this.#started) return out;
+    this.#started = true;
+    this.#acceptor.start(now);
+    return this.#finish(now, out);
+  }
+
+  handle(input: LeaseInput, now: number): LeaseOutput {
+    const out = emptyOutput<LeaseMessage, LeaseRecord, LeaseEvent>();
+    if (!this.#started || this.#stopped) return out;
+    switch (input.type) {
+      case 'message':
+        this.#deliver(input.from, input.message, now, out);
+        break;
+      case 'tick':
+        break;
+      default: {
+        const never: never = input;
+        throw new InvariantError(`unknown input ${JSON.stringify(never)}`);
+      }
+    }
+    return this.#finish(now, out);
+  }
+
+  /**
+   * Ends this node's part. With `release`, belief ends now and a Release naming a successor goes
+   * out; without, the lease is left to lapse (for when leadership work may still be running).
+   * Every later input is ignored.
+   */
+  stop(now: number, release: boolean): LeaseOutput {
+    const out = emptyOutput<LeaseMessage, LeaseRecord, LeaseEvent>();
+    if (this.#stopped) return out;
+    this.#proposer.stop(now, release, out);
+    this.#route(out, now);
+    this.#stopped = true;
+    this.#view = null;
+    this.#announce(now, out);
+    out.wakeAt = null;
+    return out;
+  }
+
+  /** The one check before any leader action: a lease is held and `now` is before its end. */
+  isLeader(now: number): boolean {
+    return !this.#stopped && this.#proposer.believes(now);
+  }
+
+  /** Who this node believes leads (itself included), or null while unknown. */
+  leader(now: number): LeaderView | null {
+    if (this.isLeader(now)) {
+      const term = this.#proposer.term;
+      if (term !== null) return { owner: this.#owner, term };
+    }
+    const view = this.#view;
+    if (view === null || now >= view.until || ownerEquals(view.owner, this.#owner)) return null;
+    return { owner: view.owner, term: view.term };
+  }
+
+  // Factories: the broken variants in the tests substitute their own acceptor or proposer here.
+
+  protected createAcceptor(config: LeaseAcceptorConfig, promised: Ballot | null): LeaseAcceptor {
+    return new LeaseAcceptor(config, promised);
+  }
+
+  protected createProposer(config: LeaseProposerConfig, maxRound: number): LeaseProposer {
+    return new LeaseProposer(config, maxRound);
+  }
+
+  /** Whether a lease is held, ignoring the clock. Only for the broken variants in the tests. */
+  protected get holdsLease(): boolean {
+    return this.#proposer.holdsLease;
+  }
+
+  #deliver(from: NodeId, message: LeaseMessage, now: number, out: LeaseOutput): void {
+    this.#receive(from, message, now, out);
+    this.#route(out, now);
+  }
+
+  /** Handles messages to this node itself without a network hop, until none are left. */
+  #route(out: LeaseOutput, now: number): void {
+    for (let guard = 0; guard < 64; guard++) {
+      const local = out.send.filter((e) => e.to === this.config.id);
+      if (local.length === 0) return;
+      out.send = out.send.filter((e) => e.to !== this.config.id);
+      for (const e of local) this.#receive(this.config.id, e.message, now, out);
+    }
+    throw new InvariantError('messages to self did not settle');
+  }
+
+  #receive(from: NodeId, message: LeaseMessage, now: number, out: LeaseOutput): void {
+    const proposer = this.#proposer;
+    switch (message.type) {
+      case 'lease.prepare': {
+        proposer.see(message.ballot.round);
+        this.#reply(from, this.#acceptor.onPrepare(message.ballot, now), out);
+        break;
+      }
+      case 'lease.accept': {
+        proposer.see(message.ballot.round);
+        const { value } = message;
+        // A renewal's Accept (term below its round) is evidence its owner was elected.
+        if (value.term < message.ballot.round) this.#learn(value.owner, value.term, now);
+        this.#reply(from, this.#acceptor.onAccept(message.ballot, value, now), out);
+        break;
+      }
+      case 'lease.release': {
+        this.#acceptor.onRelease(message.owner, message.ballot, now);
+        if (this.#view !== null && ownerEquals(this.#view.owner, message.owner)) this.#view = null;
+        if (!ownerEquals(message.owner, this.#owner)) {
+          proposer.onRelease(message.owner, message.ballot, message.successor, now);
+        }
+        break;
+      }
+      case 'lease.chosen': {
+        proposer.see(message.ballot.round);
+        this.#learn(ballotOwner(message.ballot), message.term, now);
+        break;
+      }
+      case 'lease.promise':
+        proposer.onPromise(from, message.ballot, message.accepted, message.maxRound, now, out);
+        break;
+      case 'lease.accepted':
+        proposer.see(message.maxRound);
+        proposer.onAccepted(from, message.ballot, now, out);
+        break;
+      case 'lease.reject':
+        proposer.onReject(
+          from,
+          message.ballot,
+          message.phase,
+          message.promised,
+          message.maxRound,
+          now,
+        );
+        break;
+      default: {
+        const never: never = message;
+        throw new InvariantError(`unknown lease message ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  #reply(to: NodeId, reply: AcceptorReply, out: LeaseOutput): void {
+    if (reply === null) return;
+    // A vote is written down before it is sent (persist, then send).
+    this.#persist(out);
+    out.send.push({ to, message: reply });
+  }
+
+  #learn(owner: Owner, term: number, now: number): void {
+    if (term < this.#termFloor) return;
+    this.#termFloor = term;
+    this.#view = { owner, term, until: now + this.config.leaseMs };
+  }
+
+  #persist(out: LeaseOutput): void {
+    const promised = this.#acceptor.promisedBallot;
+    const maxRound = this.#proposer.maxRound;
+    const last = this.#persisted;
+    if (last.maxRound === maxRound && ballotEquals(last.promised, promised)) return;
+    this.#persisted = { promised, maxRound };
+    out.persist = this.#persisted;
+  }
+
+  #finish(now: number, out: LeaseOutput): LeaseOutput {
+    const mayCampaign =
+      !this.#acceptor.isSilent(now) && this.#acceptor.foreignLease(this.#owner, now) === null;
+    this.#proposer.tick(now, mayCampaign, out);
+    this.#route(out, now);
+    for (const e of out.events) {
+      if (e.type === 'elected') {
+        this.#termFloor = Math.max(this.#termFloor, e.term);
+        this.#view = { owner: this.#owner, term: e.term, until: now + this.config.leaseMs };
+      }
+    }
+    // A fresh ballot is written down before its Prepare goes out.
+    this.#persist(out);
+    this.#announce(now, out);
+    let wakeAt = this.#proposer.wakeAt();
+    wakeAt = earliest(wakeAt, this.#acceptor.nextExpiry());
+    if (this.#acceptor.isSilent(now)) wakeAt = earliest(wakeAt, this.#acceptor.silentUntil);
+    if (this.#view !== null && now < this.#view.until) wakeAt = earliest(wakeAt, this.#view.until);
+    out.wakeAt = wakeAt;
+    return out;
+  }
+
+  /** Emits a `leader` event when the view of who leads changed. */
+  #announce(now: number, out: LeaseOutput): void {
+    const view = this.#stopped ? null : this.leader(now);
+    const last = this.#announced;
+    const same =
+      view === null
+        ? last === null
+        : last !== null && last.term === view.term && ownerEquals(last.owner, view.owner);
+    if (same) return;
+    this.#announced = view;
+    out.events.push({ type: 'leader', leader: view?.owner ?? null, term: view?.term ?? null });
+  }
 }

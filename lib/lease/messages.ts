@@ -25,6 +25,10 @@ export type LeaseMessage =
       readonly ballot: Ballot;
       /** The acceptor's accepted value, only while its timer for it still runs. */
       readonly accepted: AcceptedLease | null;
+      /**
+       * The highest round the acceptor had seen *before* this Prepare. A proposer whose round is
+       * not above it retries higher, so a fresh term is above every round its quorum has seen.
+       */
       readonly maxRound: number;
     }
   | { readonly type: 'lease.accept'; readonly ballot: Ballot; readonly value: LeaseValue }
@@ -39,6 +43,11 @@ export type LeaseMessage =
       readonly holder: Owner | null;
       readonly maxRound: number;
     }
+  /**
+   * Sent once by a proposer that won a fresh term, so followers learn the leader at once
+   * (renewals need no such notice: a renewal's Accept carries a term below its round).
+   */
+  | { readonly type: 'lease.chosen'; readonly ballot: Ballot; readonly term: number }
   | {
       readonly type: 'lease.release';
       readonly owner: Owner;

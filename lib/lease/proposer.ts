@@ -1,0 +1,406 @@
+import { ballotEquals, compareBallots, type Ballot } from '../paxos/ballot.js';
+import { earliest } from '../paxos/output.js';
+import { majority } from '../paxos/quorum.js';
+import type { Rng } from '../random.js';
+import { ownerEquals, type Envelope, type NodeId, type Owner } from '../types.js';
+import type { AcceptedLease, LeaseMessage, LeaseValue } from './messages.js';
+import type { LeaseEvent } from './machine.js';
+
+export interface LeaseProposerConfig {
+  readonly owner: Owner;
+  readonly peers: readonly NodeId[];
+  readonly leaseMs: number;
+  readonly maxClockDrift: number;
+  readonly marginMs: number;
+  readonly rng: Rng;
+  readonly preferredLeader: NodeId | null;
+}
+
+/** Where the proposer writes what it wants sent and announced. */
+export interface Sink {
+  readonly send: Envelope<LeaseMessage>[];
+  readonly events: LeaseEvent[];
+}
+
+interface Round {
+  readonly ballot: Ballot;
+  /** Read from the clock before the Prepare went out: the lease is timed from here. */
+  readonly t0: number;
+  readonly renewal: boolean;
+  readonly timeoutAt: number;
+  phase: 'prepare' | 'accept';
+  /** Per voter in phase 1: did its promise leave the lease free for us? */
+  readonly promises: Map<NodeId, boolean>;
+  readonly accepts: Set<NodeId>;
+  readonly rejects: Set<NodeId>;
+  value: LeaseValue | null;
+}
+
+interface Held {
+  readonly term: number;
+  deadline: number;
+  /** Voters of the last successful round, in the order they answered: successor candidates. */
+  acceptedBy: NodeId[];
+}
+
+/** A Release some other owner sent: its values at or below `ballot` are free for our rounds. */
+interface Released {
+  readonly incarnation: string;
+  readonly ballot: Ballot;
+}
+
+/**
+ * The PaxosLease proposer (Trencseni et al. 2009, with the changes of docs/design.md).
+ *
+ * - It reads the clock (`t0`) *before* sending Prepare and believes the lease until
+ *   `t0 + L·(1−ρ)/(1+ρ) − margin`: every acceptor that voted started its own timer of `L` after
+ *   `t0`, and even with this clock slow and theirs fast they hold the value at least that long.
+ * - It proposes itself only on a majority of promises free of other owners' leases.
+ * - Renewal is a full round (new ballot, Prepare then Accept) at about a third of the lease.
+ * - Every use of the lease compares `now` with the deadline; nothing trusts that a timer fired.
+ */
+export class LeaseProposer {
+  readonly #config: LeaseProposerConfig;
+  readonly #others: readonly NodeId[];
+  readonly #quorum: number;
+  #maxRound = 0;
+  /** The highest ballot this incarnation ever sent: a Release must cover it. */
+  #highest: Ballot | null = null;
+  #round: Round | null = null;
+  #held: Held | null = null;
+  #renewAt: number | null = null;
+  /** When the next campaign may start; null until one is wanted (then drawn with jitter). */
+  #nextAttemptAt: number | null = null;
+  #failures = 0;
+  readonly #released = new Map<NodeId, Released>();
+  #stopped = false;
+
+  constructor(config: LeaseProposerConfig, restoredMaxRound: number) {
+    this.#config = config;
+    this.#others = config.peers.filter((p) => p !== config.owner.node);
+    this.#quorum = majority(config.peers.length);
+    this.#maxRound = restoredMaxRound;
+  }
+
+  get maxRound(): number {
+    return this.#maxRound;
+  }
+
+  see(round: number): void {
+    if (round > this.#maxRound) this.#maxRound = round;
+  }
+
+  /** Whether a lease is held, without looking at the clock. Only for the broken variants. */
+  get holdsLease(): boolean {
+    return this.#held !== null;
+  }
+
+  /** The one check before every leader action: a lease is held and `now` is before its end. */
+  believes(now: number): boolean {
+    return this.#held !== null && now < this.#held.deadline;
+  }
+
+  get deadline(): number | null {
+    return this.#held?.deadline ?? null;
+  }
+
+  get term(): number | null {
+    return this.#held?.term ?? null;
+  }
+
+  /** The lease length believed from `t0`: L·(1−ρ)/(1+ρ) − margin. */
+  believeMs(): number {
+    const { leaseMs, maxClockDrift: rho, marginMs } = this.#config;
+    return (leaseMs * (1 - rho)) / (1 + rho) - marginMs;
+  }
+
+  /**
+   * Called on every input after the acceptor has had its say. Ends a lapsed lease, times out a
+   * stuck round, renews, or campaigns when no other owner's lease is known to be live.
+   */
+  tick(now: number, mayCampaign: boolean, out: Sink): void {
+    if (this.#stopped) return;
+    if (this.#held !== null && now >= this.#held.deadline) {
+      out.events.push({ type: 'deposed', term: this.#held.term, reason: 'expired' });
+      this.#held = null;
+      this.#renewAt = null;
+      this.#nextAttemptAt = null;
+    }
+    if (this.#round !== null && now >= this.#round.timeoutAt) this.#fail(now);
+    if (this.#round !== null) return;
+    if (this.#held !== null) {
+      if (this.#renewAt !== null && now >= this.#renewAt) this.renew(now, out);
+      return;
+    }
+    if (!mayCampaign) {
+      // Someone else's lease is live: draw a fresh jitter once it lapses.
+      if (this.#failures === 0) this.#nextAttemptAt = null;
+      return;
+    }
+    this.#nextAttemptAt ??= now + this.#config.rng.next() * this.#campaignJitterMs();
+    if (now >= this.#nextAttemptAt) this.startRound(now, false, out);
+  }
+
+  wakeAt(): number | null {
+    if (this.#stopped) return null;
+    let at = this.#held?.deadline ?? null;
+    if (this.#round !== null) return earliest(at, this.#round.timeoutAt);
+    if (this.#held !== null) return earliest(at, this.#renewAt);
+    at = earliest(at, this.#nextAttemptAt);
+    return at;
+  }
+
+  /**
+   * Starts a round. The clock is read first (`t0`), then the Prepare goes out: timing the lease
+   * from any later moment (say, when a majority accepted) lets it outlive the acceptors' timers.
+   */
+  startRound(now: number, renewal: boolean, out: Sink): void {
+    const t0 = now;
+    const ballot = this.makeBallot(this.#maxRound + 1);
+    this.see(ballot.round);
+    this.#highest = ballot;
+    this.#round = {
+      ballot,
+      t0,
+      renewal,
+      timeoutAt: now + this.#roundTimeoutMs(),
+      phase: 'prepare',
+      promises: new Map(),
+      accepts: new Set(),
+      rejects: new Set(),
+      value: null,
+    };
+    this.#nextAttemptAt = null;
+    this.#broadcast({ type: 'lease.prepare', ballot }, out);
+  }
+
+  onPromise(
+    from: NodeId,
+    ballot: Ballot,
+    accepted: AcceptedLease | null,
+    maxRound: number,
+    now: number,
+    out: Sink,
+  ): void {
+    this.see(maxRound);
+    const round = this.#round;
+    if (round?.phase !== 'prepare' || !ballotEquals(round.ballot, ballot)) return;
+    if (round.promises.has(from) || round.rejects.has(from)) return;
+    if (maxRound >= ballot.round) {
+      // Someone already used this round: a term must be above every round its quorum saw.
+      this.#fail(now);
+      return;
+    }
+    round.promises.set(from, this.#isFree(accepted));
+    let free = 0;
+    for (const ok of round.promises.values()) if (ok) free++;
+    if (free >= this.#quorum) {
+      this.#beginAccept(round, now, out);
+      return;
+    }
+    const blocked = round.promises.size - free + round.rejects.size;
+    if (this.#config.peers.length - blocked < this.#quorum) this.#fail(now);
+  }
+
+  onAccepted(from: NodeId, ballot: Ballot, now: number, out: Sink): void {
+    const round = this.#round;
+    if (round?.phase !== 'accept' || !ballotEquals(round.ballot, ballot)) return;
+    if (round.rejects.has(from)) return;
+    round.accepts.add(from);
+    if (round.accepts.size >= this.#quorum) this.#succeed(round, now, out);
+  }
+
+  onReject(
+    from: NodeId,
+    ballot: Ballot,
+    phase: 'prepare' | 'accept',
+    promised: Ballot | null,
+    maxRound: number,
+    now: number,
+  ): void {
+    this.see(maxRound);
+    if (promised !== null) this.see(promised.round);
+    const round = this.#round;
+    if (round?.phase !== phase || !ballotEquals(round.ballot, ballot)) return;
+    const answered = phase === 'prepare' ? round.promises.has(from) : round.accepts.has(from);
+    if (answered || round.rejects.has(from)) return;
+    round.rejects.add(from);
+    let blocked = round.rejects.size;
+    if (phase === 'prepare') for (const ok of round.promises.values()) if (!ok) blocked++;
+    if (this.#config.peers.length - blocked < this.#quorum) this.#fail(now);
+  }
+
+  /** Another owner released: its values at or below `ballot` no longer block our rounds. */
+  onRelease(owner: Owner, ballot: Ballot, successor: NodeId | null, now: number): void {
+    this.see(ballot.round);
+    const known = this.#released.get(owner.node);
+    if (known?.incarnation !== owner.incarnation || compareBallots(known.ballot, ballot) < 0) {
+      this.#released.set(owner.node, { incarnation: owner.incarnation, ballot });
+    }
+    if (this.#held !== null || this.#round !== null) return;
+    // The named successor proposes at once; the others wait long enough for it to win first,
+    // so followers do not duel.
+    const { leaseMs, rng, owner: self } = this.#config;
+    this.#failures = 0;
+    this.#nextAttemptAt =
+      successor === self.node ? now : now + leaseMs / 4 + rng.next() * (leaseMs / 8);
+  }
+
+  /**
+   * Ends this proposer. With `release`, belief ends first, then the Release goes out naming the
+   * highest ballot ever sent (a renewal in flight included) and a successor.
+   */
+  stop(now: number, release: boolean, out: Sink): void {
+    if (this.#stopped) return;
+    const held = this.#held;
+    const wasLeader = held !== null && now < held.deadline;
+    if (held !== null) {
+      out.events.push({
+        type: 'deposed',
+        term: held.term,
+        reason: release ? 'released' : 'stopped',
+      });
+    }
+    this.#held = null;
+    this.#round = null;
+    this.#renewAt = null;
+    this.#nextAttemptAt = null;
+    this.#stopped = true;
+    if (!release || this.#highest === null) return;
+    const successor = wasLeader ? this.#successor(held.acceptedBy) : null;
+    const owner = this.#config.owner;
+    this.#broadcast({ type: 'lease.release', owner, ballot: this.#highest, successor }, out);
+  }
+
+  // Hooks: each is one rule of the design, overridden only by the broken variants in the tests.
+
+  /** Every fresh ballot comes from here: above every round seen, tagged with the incarnation. */
+  protected makeBallot(round: number): Ballot {
+    const { node, incarnation } = this.#config.owner;
+    return { round, node, incarnation };
+  }
+
+  /** Where the lease is timed from: `t0`, read before the Prepare went out. */
+  protected leaseStart(t0: number, _now: number): number {
+    return t0;
+  }
+
+  /** The lease length believed; see believeMs. */
+  protected believedMs(): number {
+    return this.believeMs();
+  }
+
+  /** Renewal: a full round with a fresh ballot. */
+  protected renew(now: number, out: Sink): void {
+    this.startRound(now, true, out);
+  }
+
+  #beginAccept(round: Round, now: number, out: Sink): void {
+    const held = this.#held;
+    const continuing = round.renewal && held !== null && now < held.deadline;
+    const term = continuing ? held.term : round.ballot.round;
+    const value: LeaseValue = { owner: this.#config.owner, leaseMs: this.#config.leaseMs, term };
+    this.sendAccepts(round.ballot, value, round.t0, round.renewal, now, out);
+  }
+
+  /** Phase 2: asks every voter to accept `value` in `ballot`; the lease is timed from `t0`. */
+  protected sendAccepts(
+    ballot: Ballot,
+    value: LeaseValue,
+    t0: number,
+    renewal: boolean,
+    now: number,
+    out: Sink,
+  ): void {
+    this.#round = {
+      ballot,
+      t0,
+      renewal,
+      timeoutAt: this.#round?.timeoutAt ?? now + this.#roundTimeoutMs(),
+      phase: 'accept',
+      promises: new Map(),
+      accepts: new Set(),
+      rejects: new Set(),
+      value,
+    };
+    this.#broadcast({ type: 'lease.accept', ballot, value }, out);
+  }
+
+  #succeed(round: Round, now: number, out: Sink): void {
+    const value = round.value;
+    if (value === null) return;
+    this.#round = null;
+    this.#failures = 0;
+    const deadline = this.leaseStart(round.t0, now) + this.believedMs();
+    if (now >= deadline) {
+      // Won too late to be worth anything: the acceptors may already have forgotten it.
+      this.#nextAttemptAt = null;
+      return;
+    }
+    const acceptedBy = [...round.accepts];
+    const held = this.#held;
+    if (held !== null && value.term === held.term && now < held.deadline) {
+      held.deadline = Math.max(held.deadline, deadline);
+      held.acceptedBy = acceptedBy;
+      out.events.push({ type: 'renewed', term: held.term, deadline: held.deadline });
+    } else if (held === null && value.term === round.ballot.round) {
+      this.#held = { term: value.term, deadline, acceptedBy };
+      out.events.push({ type: 'elected', term: value.term, deadline });
+      this.#broadcast({ type: 'lease.chosen', ballot: round.ballot, term: value.term }, out);
+    } else {
+      // A renewal that came back after the lease it meant to extend had lapsed: its value
+      // carries the old term, so start a fresh term at once instead of resurrecting that one.
+      this.#held = null;
+      this.startRound(now, false, out);
+      return;
+    }
+    this.#renewAt = round.t0 + this.#config.leaseMs / 3;
+  }
+
+  #fail(now: number): void {
+    const round = this.#round;
+    this.#round = null;
+    if (round === null) return;
+    const { leaseMs, rng } = this.#config;
+    if (this.#held !== null) {
+      // A renewal must land before the deadline: retry almost at once, jittered a little.
+      this.#renewAt = now + rng.next() * (leaseMs / 32);
+      return;
+    }
+    this.#failures++;
+    // Randomised exponential backoff with full jitter; its range (≥ L/8) is larger than a
+    // round trip under the liveness assumption (one-way delays ≤ L/16), so duels end quickly.
+    const cap = Math.min(leaseMs, (leaseMs / 8) * 2 ** Math.min(this.#failures - 1, 3));
+    this.#nextAttemptAt = now + rng.next() * cap;
+  }
+
+  #isFree(accepted: AcceptedLease | null): boolean {
+    if (accepted === null) return true;
+    const holder = accepted.value.owner;
+    if (ownerEquals(holder, this.#config.owner)) return true;
+    const released = this.#released.get(holder.node);
+    return (
+      released?.incarnation === holder.incarnation &&
+      compareBallots(accepted.ballot, released.ballot) <= 0
+    );
+  }
+
+  #successor(acceptedBy: readonly NodeId[]): NodeId | null {
+    const preferred = this.#config.preferredLeader;
+    if (preferred !== null && preferred !== this.#config.owner.node) return preferred;
+    return acceptedBy.find((id) => id !== this.#config.owner.node) ?? null;
+  }
+
+  #broadcast(message: LeaseMessage, out: Sink): void {
+    out.send.push({ to: this.#config.owner.node, message });
+    for (const to of this.#others) out.send.push({ to, message });
+  }
+
+  #roundTimeoutMs(): number {
+    return this.#config.leaseMs / 4;
+  }
+
+  #campaignJitterMs(): number {
+    return this.#config.leaseMs / 10;
+  }
+}
