@@ -130,6 +130,8 @@ export class LeaseMachine {
   handle(input: LeaseInput, now: number): LeaseOutput {
     const out = emptyOutput<LeaseMessage, LeaseRecord, LeaseEvent>();
     if (!this.#started || this.#stopped) return out;
+    // A lapsed lease ends before anything else is done, whatever input came first.
+    this.#proposer.expire(now, out);
     switch (input.type) {
       case 'message':
         this.#deliver(input.from, input.message, now, out);

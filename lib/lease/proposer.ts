@@ -120,12 +120,7 @@ export class LeaseProposer {
    */
   tick(now: number, mayCampaign: boolean, out: Sink): void {
     if (this.#stopped) return;
-    if (this.#held !== null && now >= this.#held.deadline) {
-      out.events.push({ type: 'deposed', term: this.#held.term, reason: 'expired' });
-      this.#held = null;
-      this.#renewAt = null;
-      this.#nextAttemptAt = null;
-    }
+    this.expire(now, out);
     if (this.#round !== null && now >= this.#round.timeoutAt) this.#fail(now);
     if (this.#round !== null) return;
     if (this.#held !== null) {
@@ -139,6 +134,15 @@ export class LeaseProposer {
     }
     this.#nextAttemptAt ??= now + this.#config.rng.next() * this.#campaignJitterMs();
     if (now >= this.#nextAttemptAt) this.startRound(now, false, out);
+  }
+
+  /** Ends a lease whose deadline has passed. Runs before any input is acted on. */
+  expire(now: number, out: Sink): void {
+    if (this.#held === null || now < this.#held.deadline) return;
+    out.events.push({ type: 'deposed', term: this.#held.term, reason: 'expired' });
+    this.#held = null;
+    this.#renewAt = null;
+    this.#nextAttemptAt = null;
   }
 
   wakeAt(): number | null {
@@ -252,8 +256,9 @@ export class LeaseProposer {
    */
   stop(now: number, release: boolean, out: Sink): void {
     if (this.#stopped) return;
+    this.expire(now, out);
     const held = this.#held;
-    const wasLeader = held !== null && now < held.deadline;
+    const wasLeader = held !== null;
     if (held !== null) {
       out.events.push({
         type: 'deposed',
@@ -350,6 +355,7 @@ export class LeaseProposer {
     } else {
       // A renewal that came back after the lease it meant to extend had lapsed: its value
       // carries the old term, so start a fresh term at once instead of resurrecting that one.
+      if (held !== null) out.events.push({ type: 'deposed', term: held.term, reason: 'expired' });
       this.#held = null;
       this.startRound(now, false, out);
       return;

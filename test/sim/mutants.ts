@@ -1,0 +1,146 @@
+/**
+ * Broken variants of the core, each missing one rule of docs/design.md. They live here, never
+ * behind flags in lib/: each is a subclass that overrides exactly one hook. The simulator must
+ * catch every one of them on random seeds; test/sim/mutants.test.ts says how often.
+ */
+import { LeaseAcceptor } from '../../lib/lease/acceptor.js';
+import { LeaseMachine, type LeaseConfig, type LeaseRecord } from '../../lib/lease/machine.js';
+import type { AcceptedLease, LeaseValue } from '../../lib/lease/messages.js';
+import { LeaseProposer, type LeaseProposerConfig, type Sink } from '../../lib/lease/proposer.js';
+import type { LeaseAcceptorConfig } from '../../lib/lease/acceptor.js';
+import type { Ballot } from '../../lib/paxos/ballot.js';
+import type { Owner } from '../../lib/types.js';
+
+/** Accepts and promises whatever ballot comes, ignoring its promise. */
+export class IgnoresPromiseAcceptor extends LeaseAcceptor {
+  protected override admitsPrepare(): boolean {
+    return true;
+  }
+  protected override admitsAccept(): boolean {
+    return true;
+  }
+}
+
+/** Lets an Accept overwrite another owner's unexpired lease. */
+export class OverwritingAcceptor extends LeaseAcceptor {
+  protected override blocks(): boolean {
+    return false;
+  }
+}
+
+/** A Release clears whatever the acceptor holds, whoever owns it. */
+export class ReleaseClearsAnyAcceptor extends LeaseAcceptor {
+  protected override releaseClears(_held: AcceptedLease, _owner: Owner, _ballot: Ballot): boolean {
+    return true;
+  }
+}
+
+/** Answers at once after a restart, without its silence period. */
+export class NoSilenceAcceptor extends LeaseAcceptor {
+  protected override silenceMs(): number {
+    return 0;
+  }
+}
+
+/** Times the lease from the moment a majority accepted instead of from before Prepare. */
+export class TimerFromMajorityProposer extends LeaseProposer {
+  protected override leaseStart(_t0: number, now: number): number {
+    return now;
+  }
+}
+
+/** Believes L − margin: no allowance for clocks running at different rates. */
+export class NoDriftProposer extends LeaseProposer {
+  readonly #config: LeaseProposerConfig;
+  constructor(config: LeaseProposerConfig, maxRound: number) {
+    super(config, maxRound);
+    this.#config = config;
+  }
+  protected override believedMs(): number {
+    return this.#config.leaseMs - this.#config.marginMs;
+  }
+}
+
+/** Renews by re-sending Accept in the ballot it last won (phase 2 alone). */
+export class ReacceptRenewalProposer extends LeaseProposer {
+  #last: { ballot: Ballot; value: LeaseValue } | null = null;
+  protected override sendAccepts(
+    ballot: Ballot,
+    value: LeaseValue,
+    t0: number,
+    renewal: boolean,
+    now: number,
+    out: Sink,
+  ): void {
+    this.#last = { ballot, value };
+    super.sendAccepts(ballot, value, t0, renewal, now, out);
+  }
+  protected override renew(now: number, out: Sink): void {
+    const last = this.#last;
+    if (last === null) {
+      super.renew(now, out);
+      return;
+    }
+    super.sendAccepts(last.ballot, last.value, now, true, now, out);
+  }
+}
+
+/** Makes ballots without the incarnation, so a node restarted without disk reuses them. */
+export class NoIncarnationProposer extends LeaseProposer {
+  readonly #node: string;
+  constructor(config: LeaseProposerConfig, maxRound: number) {
+    super(config, maxRound);
+    this.#node = config.owner.node;
+  }
+  protected override makeBallot(round: number): Ballot {
+    return { round, node: this.#node, incarnation: '0000000000000000' };
+  }
+}
+
+type AcceptorClass = new (config: LeaseAcceptorConfig, promised: Ballot | null) => LeaseAcceptor;
+type ProposerClass = new (config: LeaseProposerConfig, maxRound: number) => LeaseProposer;
+
+/** A machine built from a broken acceptor or proposer. */
+export function machineWith(parts: { acceptor?: AcceptorClass; proposer?: ProposerClass }) {
+  const Acc = parts.acceptor ?? LeaseAcceptor;
+  const Prop = parts.proposer ?? LeaseProposer;
+  return class extends LeaseMachine {
+    protected override createAcceptor(config: LeaseAcceptorConfig, promised: Ballot | null) {
+      return new Acc(config, promised);
+    }
+    protected override createProposer(config: LeaseProposerConfig, maxRound: number) {
+      return new Prop(config, maxRound);
+    }
+  };
+}
+
+/** Acts on a flag set when the lease was won and cleared by a later tick, not on `now`. */
+export class FlagLeaderMachine extends LeaseMachine {
+  override isLeader(_now: number): boolean {
+    return this.holdsLease;
+  }
+}
+
+export type LeaseFactory = (config: LeaseConfig, restored: LeaseRecord | null) => LeaseMachine;
+
+const make =
+  (
+    Machine: new (config: LeaseConfig, restored: LeaseRecord | null) => LeaseMachine,
+  ): LeaseFactory =>
+  (config, restored) =>
+    new Machine(config, restored);
+
+/** Every broken lease variant, by name. */
+export const LEASE_MUTANTS = {
+  ignoresPromise: make(machineWith({ acceptor: IgnoresPromiseAcceptor })),
+  timerFromMajority: make(machineWith({ proposer: TimerFromMajorityProposer })),
+  reacceptRenewal: make(machineWith({ proposer: ReacceptRenewalProposer })),
+  releaseClearsAny: make(machineWith({ acceptor: ReleaseClearsAnyAcceptor })),
+  noDrift: make(machineWith({ proposer: NoDriftProposer })),
+  overwritesLease: make(machineWith({ acceptor: OverwritingAcceptor })),
+  noSilence: make(machineWith({ acceptor: NoSilenceAcceptor })),
+  flagLeader: make(FlagLeaderMachine),
+  noIncarnation: make(machineWith({ proposer: NoIncarnationProposer })),
+} satisfies Record<string, LeaseFactory>;
+
+export type LeaseMutantName = keyof typeof LEASE_MUTANTS;
