@@ -1,0 +1,423 @@
+import { InvalidMessageError, InvariantError } from '../errors.js';
+import type { LeaseMessage } from '../lease/messages.js';
+import type { PaxosMessage } from '../paxos/messages.js';
+import type { NodeId } from '../types.js';
+
+/**
+ * The wire format: one JSON text frame per message, in a versioned envelope, decoded strictly.
+ *
+ * Every frame comes from the network, so it is hostile until proven otherwise: decoding checks
+ * the size before parsing, the nesting depth before parsing, then the exact key set and type of
+ * every field at every level, then the envelope against what this node expects. Nothing is
+ * coerced and nothing unknown is ignored: a peer on another protocol version or a corrupted
+ * frame is refused, never half-understood. A value that reached the pure core has passed here.
+ *
+ * One schema (below) drives both directions. Its key sets are checked against the message
+ * types at compile time, so a field added to a message without a rule here fails the build.
+ * 64-bit values, should a message ever carry one, travel as decimal strings (none do today).
+ */
+
+export const PROTOCOL_VERSION = 1;
+
+/** Largest frame accepted, in UTF-8 bytes, unless `maxBytes` says otherwise. */
+export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024;
+/** Largest Paxos value, in UTF-8 bytes: a frame with one stays far below the frame limit. */
+export const MAX_VALUE_BYTES = 16 * 1024;
+/** Longest node or cluster id, in UTF-16 code units. */
+export const MAX_ID_LENGTH = 64;
+/** Bound on a lease duration on the wire: an hour, far above any allowed `leaseMs`. */
+export const MAX_LEASE_MS = 3_600_000;
+/**
+ * Deepest nesting of objects a frame may have. The deepest valid frame (a lease promise: frame,
+ * msg, accepted, value, owner) has 5; a little slack, but no room for a parser bomb.
+ */
+const MAX_DEPTH = 8;
+/** How much hostile input an error message may quote. */
+const QUOTE_CHARS = 24;
+
+export type ProtocolMessage = LeaseMessage | PaxosMessage;
+export type ProtocolMessageType = ProtocolMessage['type'];
+
+export interface Frame {
+  readonly v: typeof PROTOCOL_VERSION;
+  readonly cluster: string;
+  readonly from: NodeId;
+  readonly to: NodeId;
+  /** The sender's incarnation: 16 lowercase hex digits, random per start. */
+  readonly inc: string;
+  readonly msg: ProtocolMessage;
+}
+
+/** What the receiving node expects of every frame it accepts. */
+export interface DecodeExpectations {
+  readonly cluster: string;
+  readonly self: NodeId;
+  /** The other nodes of the cluster; a frame from anyone else is refused. */
+  readonly peers: ReadonlySet<NodeId>;
+  /** Frame size limit in UTF-8 bytes; default `DEFAULT_MAX_FRAME_BYTES`. */
+  readonly maxBytes?: number;
+}
+
+export type DecodeResult =
+  | { readonly ok: true; readonly frame: Frame }
+  | { readonly ok: false; readonly error: InvalidMessageError };
+
+// ---------------------------------------------------------------------------------------------
+// Schema
+
+/** A rule for one field. */
+type Rule =
+  /** A node or cluster id: a non-empty string of at most MAX_ID_LENGTH code units. */
+  | { readonly kind: 'id' }
+  /** An incarnation: exactly 16 lowercase hex digits. */
+  | { readonly kind: 'incarnation' }
+  /** A Paxos value: a string of at most MAX_VALUE_BYTES UTF-8 bytes. */
+  | { readonly kind: 'value' }
+  | { readonly kind: 'enum'; readonly values: readonly string[] }
+  /** A round, instance or `maxRound`: a non-negative safe integer. */
+  | { readonly kind: 'round' }
+  /** A term: a positive safe integer (terms start at the first round, 1). */
+  | { readonly kind: 'term' }
+  /** A lease duration in ms: a positive integer up to MAX_LEASE_MS. */
+  | { readonly kind: 'leaseMs' }
+  | { readonly kind: 'version' }
+  | { readonly kind: 'message' }
+  | { readonly kind: 'nullable'; readonly of: Rule }
+  | { readonly kind: 'object'; readonly fields: Readonly<Record<string, Rule>> };
+
+type StringRule = Extract<Rule, { kind: 'id' | 'incarnation' | 'value' | 'enum' }>;
+type NumberRule = Extract<Rule, { kind: 'round' | 'term' | 'leaseMs' }>;
+
+/**
+ * The rule shape a TypeScript type needs: nullable types need a `nullable` rule, objects need an
+ * `object` rule naming exactly their keys. Field *types* are the rules' business; key sets are
+ * enforced here, so the schema cannot drift from the message types.
+ */
+type RuleFor<T> = null extends T
+  ? { readonly kind: 'nullable'; readonly of: RuleFor<NonNullable<T>> }
+  : T extends string
+    ? StringRule
+    : T extends number
+      ? NumberRule
+      : T extends object
+        ? { readonly kind: 'object'; readonly fields: FieldsOf<T> }
+        : never;
+
+type FieldsOf<T> = { readonly [K in keyof T]-?: RuleFor<T[K]> };
+
+type MessageRules = {
+  readonly [K in ProtocolMessageType]: FieldsOf<
+    Omit<Extract<ProtocolMessage, { type: K }>, 'type'>
+  >;
+};
+
+const ID = { kind: 'id' } as const;
+const INCARNATION = { kind: 'incarnation' } as const;
+const ROUND = { kind: 'round' } as const;
+const TERM = { kind: 'term' } as const;
+const BALLOT = {
+  kind: 'object',
+  fields: { round: ROUND, node: ID, incarnation: INCARNATION },
+} as const;
+const OWNER = { kind: 'object', fields: { node: ID, incarnation: INCARNATION } } as const;
+
+const MESSAGE_RULES: MessageRules = {
+  'lease.prepare': { ballot: BALLOT },
+  'lease.promise': {
+    ballot: BALLOT,
+    accepted: {
+      kind: 'nullable',
+      of: {
+        kind: 'object',
+        fields: {
+          ballot: BALLOT,
+          value: {
+            kind: 'object',
+            fields: { owner: OWNER, leaseMs: { kind: 'leaseMs' }, term: TERM },
+          },
+        },
+      },
+    },
+    maxRound: ROUND,
+  },
+  'lease.accept': {
+    ballot: BALLOT,
+    value: { kind: 'object', fields: { owner: OWNER, leaseMs: { kind: 'leaseMs' }, term: TERM } },
+  },
+  'lease.accepted': { ballot: BALLOT, maxRound: ROUND },
+  'lease.reject': {
+    ballot: BALLOT,
+    phase: { kind: 'enum', values: ['prepare', 'accept'] },
+    promised: { kind: 'nullable', of: BALLOT },
+    holder: { kind: 'nullable', of: OWNER },
+    maxRound: ROUND,
+  },
+  'lease.chosen': { ballot: BALLOT, term: TERM },
+  'lease.release': {
+    owner: OWNER,
+    ballot: BALLOT,
+    successor: { kind: 'nullable', of: ID },
+  },
+  'paxos.prepare': { instance: ROUND, ballot: BALLOT },
+  'paxos.promise': {
+    instance: ROUND,
+    ballot: BALLOT,
+    accepted: {
+      kind: 'nullable',
+      of: { kind: 'object', fields: { ballot: BALLOT, value: { kind: 'value' } } },
+    },
+  },
+  'paxos.accept': { instance: ROUND, ballot: BALLOT, value: { kind: 'value' } },
+  'paxos.accepted': { instance: ROUND, ballot: BALLOT },
+  'paxos.reject': { instance: ROUND, ballot: BALLOT, promised: BALLOT },
+};
+
+/** Each message as an object rule with its `type` first, so encoded frames read naturally. */
+const MESSAGES: ReadonlyMap<string, Rule> = new Map(
+  Object.entries(MESSAGE_RULES).map(([type, fields]: [string, Readonly<Record<string, Rule>>]) => [
+    type,
+    { kind: 'object', fields: { type: { kind: 'enum', values: [type] }, ...fields } },
+  ]),
+);
+
+const FRAME: Rule = {
+  kind: 'object',
+  fields: {
+    v: { kind: 'version' },
+    cluster: ID,
+    from: ID,
+    to: ID,
+    inc: INCARNATION,
+    msg: { kind: 'message' },
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// Encode and decode
+
+/**
+ * The frame as JSON text, with exactly the schema's keys in the schema's order (extra properties
+ * of the objects passed in are left out). Throws `InvariantError` on a frame that would not
+ * decode: sending one is a bug in synod, better caught at the sender than dropped by every peer.
+ */
+export function encodeFrame(frame: Frame): string {
+  try {
+    return JSON.stringify(read(FRAME, frame, '', false));
+  } catch (error) {
+    if (error instanceof Rejection) {
+      throw new InvariantError(`cannot encode frame: ${error.message}`);
+    }
+    throw error;
+  }
+}
+
+/**
+ * Decodes one frame from a peer. Never throws: every failure, whatever the input, is an
+ * `InvalidMessageError` whose message names the field at fault and quotes at most a short prefix
+ * of the offending input (a hostile peer must not be able to flood the logs through us).
+ */
+export function decodeFrame(text: string, expect: DecodeExpectations): DecodeResult {
+  try {
+    return { ok: true, frame: decode(text, expect) };
+  } catch (error) {
+    const reason =
+      error instanceof Rejection ? error.message : 'could not be decoded (unexpected failure)';
+    return { ok: false, error: new InvalidMessageError(`invalid frame: ${reason}`) };
+  }
+}
+
+function decode(text: unknown, expect: DecodeExpectations): Frame {
+  if (typeof text !== 'string') throw new Rejection('', 'expected a string');
+  const maxBytes = expect.maxBytes ?? DEFAULT_MAX_FRAME_BYTES;
+  if (!fitsUtf8(text, maxBytes)) {
+    throw new Rejection('', `larger than ${maxBytes} bytes`);
+  }
+  checkDepth(text);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // V8's SyntaxError quotes the input: never pass it on.
+    throw new Rejection('', 'not valid JSON');
+  }
+  const frame = read(FRAME, parsed, '', true) as Frame;
+  if (frame.cluster !== expect.cluster) throw new Rejection('cluster', 'another cluster');
+  if (frame.to !== expect.self) throw new Rejection('to', 'addressed to another node');
+  if (frame.from === expect.self) throw new Rejection('from', 'claims to come from this node');
+  if (!expect.peers.has(frame.from)) throw new Rejection('from', 'not a peer of this node');
+  return frame;
+}
+
+/** A decoding failure at `path`. Internal: it never leaves this module. */
+class Rejection extends Error {
+  constructor(path: string, reason: string) {
+    super(path === '' ? reason : `${path}: ${reason}`);
+  }
+}
+
+/**
+ * Checks `input` against `rule` and returns a fresh copy holding only the schema's keys. In
+ * `strict` mode (decoding) a key the schema does not know is refused; when encoding our own
+ * objects, extra properties are simply left out. Recursion follows the schema, never the input,
+ * so its depth is bounded by the schema's.
+ */
+function read(rule: Rule, input: unknown, path: string, strict: boolean): unknown {
+  switch (rule.kind) {
+    case 'id':
+      if (!isValidId(input)) {
+        throw new Rejection(path, `expected an id of 1 to ${MAX_ID_LENGTH} characters`);
+      }
+      return input;
+    case 'incarnation':
+      if (typeof input !== 'string' || !/^[0-9a-f]{16}$/.test(input)) {
+        throw new Rejection(path, 'expected 16 lowercase hex digits');
+      }
+      return input;
+    case 'value':
+      if (typeof input !== 'string' || !fitsUtf8(input, MAX_VALUE_BYTES)) {
+        throw new Rejection(path, `expected a string of at most ${MAX_VALUE_BYTES} bytes`);
+      }
+      return input;
+    case 'enum':
+      if (typeof input !== 'string' || !rule.values.includes(input)) {
+        throw new Rejection(path, `expected one of ${rule.values.join(', ')}`);
+      }
+      return input;
+    case 'round':
+      return integer(input, path, 0, Number.MAX_SAFE_INTEGER, 'a non-negative safe integer');
+    case 'term':
+      return integer(input, path, 1, Number.MAX_SAFE_INTEGER, 'a positive safe integer');
+    case 'leaseMs':
+      return integer(input, path, 1, MAX_LEASE_MS, `an integer from 1 to ${MAX_LEASE_MS}`);
+    case 'version':
+      if (input !== PROTOCOL_VERSION) {
+        throw new Rejection(
+          path,
+          `unsupported protocol version (this node speaks ${PROTOCOL_VERSION})`,
+        );
+      }
+      return input;
+    case 'message': {
+      if (!isRecord(input)) throw new Rejection(path, 'expected an object');
+      const type = input['type'];
+      if (typeof type !== 'string') throw new Rejection(join(path, 'type'), 'expected a string');
+      const message = MESSAGES.get(type);
+      if (message === undefined) {
+        throw new Rejection(join(path, 'type'), `unknown message type ${quote(type)}`);
+      }
+      return read(message, input, path, strict);
+    }
+    case 'nullable':
+      return input === null ? null : read(rule.of, input, path, strict);
+    case 'object':
+      return readObject(rule.fields, input, path, strict);
+    default: {
+      const unreachable: never = rule;
+      return unreachable;
+    }
+  }
+}
+
+function readObject(
+  fields: Readonly<Record<string, Rule>>,
+  input: unknown,
+  path: string,
+  strict: boolean,
+): Record<string, unknown> {
+  if (!isRecord(input)) throw new Rejection(path, 'expected an object');
+  const entries = Object.entries(fields);
+  if (strict) {
+    const keys = Object.keys(input);
+    // With more keys than the schema has, one is unknown: the search stops at it, so a frame
+    // with thousands of keys costs no more than one with a few.
+    if (keys.length > entries.length) {
+      const unknown = keys.find((key) => !Object.hasOwn(fields, key)) ?? '';
+      throw new Rejection(path, `unknown key ${quote(unknown)}`);
+    }
+    for (const key of keys) {
+      if (!Object.hasOwn(fields, key)) throw new Rejection(path, `unknown key ${quote(key)}`);
+    }
+  }
+  const out: Record<string, unknown> = {};
+  for (const [name, fieldRule] of entries) {
+    const at = join(path, name);
+    if (!Object.hasOwn(input, name)) throw new Rejection(at, 'missing');
+    out[name] = read(fieldRule, input[name], at, strict);
+  }
+  return out;
+}
+
+function integer(input: unknown, path: string, min: number, max: number, what: string): number {
+  if (typeof input !== 'number' || !Number.isSafeInteger(input) || input < min || input > max) {
+    throw new Rejection(path, `expected ${what}`);
+  }
+  // JSON allows -0; keep it from reaching the core (Object.is(-0, 0) is false).
+  return input === 0 ? 0 : input;
+}
+
+/** Whether `value` can be a node or cluster id: 1 to MAX_ID_LENGTH UTF-16 code units. */
+export function isValidId(value: unknown): value is NodeId {
+  return typeof value === 'string' && value.length > 0 && value.length <= MAX_ID_LENGTH;
+}
+
+function isRecord(input: unknown): input is Record<string, unknown> {
+  return typeof input === 'object' && input !== null && !Array.isArray(input);
+}
+
+function join(path: string, key: string): string {
+  return path === '' ? key : `${path}.${key}`;
+}
+
+/** A short, escaped prefix of untrusted text, safe to put in a log line. */
+function quote(text: string): string {
+  return JSON.stringify(text.slice(0, QUOTE_CHARS)) + (text.length > QUOTE_CHARS ? '…' : '');
+}
+
+/**
+ * Whether `text` takes at most `limit` bytes in UTF-8. A code unit takes one to three bytes, so
+ * most texts are settled by their length alone; the scan stops as soon as the limit is passed.
+ * Written as !(x <= limit) so a NaN limit refuses everything rather than nothing.
+ */
+function fitsUtf8(text: string, limit: number): boolean {
+  if (!(text.length <= limit)) return false;
+  if (text.length * 3 <= limit) return true;
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit < 0x80) bytes += 1;
+    else if (unit < 0x800) bytes += 2;
+    else if (unit >= 0xd800 && unit <= 0xdbff && isLowSurrogate(text.charCodeAt(i + 1))) {
+      bytes += 4;
+      i += 1;
+    } else bytes += 3; // the rest of the BMP, and a lone surrogate (sent as U+FFFD)
+    if (bytes > limit) return false;
+  }
+  return true;
+}
+
+function isLowSurrogate(unit: number): boolean {
+  return unit >= 0xdc00 && unit <= 0xdfff;
+}
+
+/**
+ * Refuses text nested deeper than MAX_DEPTH before JSON.parse builds it: a frame of a few
+ * kilobytes of brackets would otherwise allocate thousands of objects for nothing.
+ */
+function checkDepth(text: string): void {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c /* \ */) i += 1;
+      else if (c === 0x22 /* " */) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      depth += 1;
+      if (depth > MAX_DEPTH) throw new Rejection('', `nested deeper than ${MAX_DEPTH} levels`);
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      depth -= 1;
+    }
+  }
+}
