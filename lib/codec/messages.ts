@@ -58,9 +58,17 @@ export interface DecodeExpectations {
   readonly maxBytes?: number;
 }
 
+/** Why a frame was refused, for counters: stable, unlike the error's text. */
+export type DecodeFailure =
+  'oversized' | 'malformed' | 'version' | 'cluster' | 'misaddressed' | 'sender' | 'schema';
+
 export type DecodeResult =
   | { readonly ok: true; readonly frame: Frame }
-  | { readonly ok: false; readonly error: InvalidMessageError };
+  | {
+      readonly ok: false;
+      readonly reason: DecodeFailure;
+      readonly error: InvalidMessageError;
+    };
 
 // ---------------------------------------------------------------------------------------------
 // Schema
@@ -220,9 +228,13 @@ export function decodeFrame(text: string, expect: DecodeExpectations): DecodeRes
   try {
     return { ok: true, frame: decode(text, expect) };
   } catch (error) {
-    const reason =
-      error instanceof Rejection ? error.message : 'could not be decoded (unexpected failure)';
-    return { ok: false, error: new InvalidMessageError(`invalid frame: ${reason}`) };
+    const rejection = error instanceof Rejection ? error : null;
+    const detail = rejection?.message ?? 'could not be decoded (unexpected failure)';
+    return {
+      ok: false,
+      reason: rejection?.failure ?? 'malformed',
+      error: new InvalidMessageError(`invalid frame: ${detail}`),
+    };
   }
 }
 
@@ -230,7 +242,7 @@ function decode(text: unknown, expect: DecodeExpectations): Frame {
   if (typeof text !== 'string') throw new Rejection('', 'expected a string');
   const maxBytes = expect.maxBytes ?? DEFAULT_MAX_FRAME_BYTES;
   if (!fitsUtf8(text, maxBytes)) {
-    throw new Rejection('', `larger than ${maxBytes} bytes`);
+    throw new Rejection('', `larger than ${maxBytes} bytes`, 'oversized');
   }
   checkDepth(text);
   let parsed: unknown;
@@ -238,19 +250,30 @@ function decode(text: unknown, expect: DecodeExpectations): Frame {
     parsed = JSON.parse(text);
   } catch {
     // V8's SyntaxError quotes the input: never pass it on.
-    throw new Rejection('', 'not valid JSON');
+    throw new Rejection('', 'not valid JSON', 'malformed');
   }
   const frame = read(FRAME, parsed, '', true) as Frame;
-  if (frame.cluster !== expect.cluster) throw new Rejection('cluster', 'another cluster');
-  if (frame.to !== expect.self) throw new Rejection('to', 'addressed to another node');
-  if (frame.from === expect.self) throw new Rejection('from', 'claims to come from this node');
-  if (!expect.peers.has(frame.from)) throw new Rejection('from', 'not a peer of this node');
+  if (frame.cluster !== expect.cluster) {
+    throw new Rejection('cluster', 'another cluster', 'cluster');
+  }
+  if (frame.to !== expect.self) {
+    throw new Rejection('to', 'addressed to another node', 'misaddressed');
+  }
+  if (frame.from === expect.self) {
+    throw new Rejection('from', 'claims to come from this node', 'sender');
+  }
+  if (!expect.peers.has(frame.from))
+    throw new Rejection('from', 'not a peer of this node', 'sender');
   return frame;
 }
 
 /** A decoding failure at `path`. Internal: it never leaves this module. */
 class Rejection extends Error {
-  constructor(path: string, reason: string) {
+  constructor(
+    path: string,
+    reason: string,
+    readonly failure: DecodeFailure = 'schema',
+  ) {
     super(path === '' ? reason : `${path}: ${reason}`);
   }
 }
@@ -294,6 +317,7 @@ function read(rule: Rule, input: unknown, path: string, strict: boolean): unknow
         throw new Rejection(
           path,
           `unsupported protocol version (this node speaks ${PROTOCOL_VERSION})`,
+          'version',
         );
       }
       return input;
@@ -415,7 +439,9 @@ function checkDepth(text: string): void {
       inString = true;
     } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
       depth += 1;
-      if (depth > MAX_DEPTH) throw new Rejection('', `nested deeper than ${MAX_DEPTH} levels`);
+      if (depth > MAX_DEPTH) {
+        throw new Rejection('', `nested deeper than ${MAX_DEPTH} levels`, 'malformed');
+      }
     } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
       depth -= 1;
     }

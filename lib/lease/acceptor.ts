@@ -63,8 +63,10 @@ export class LeaseAcceptor extends Acceptor<LeaseValue> {
     return this.accepted;
   }
 
-  /** When the held value (or an overheard lease) lapses; the machine wakes then. */
-  nextExpiry(): number | null {
+  /** When the held value (or an overheard lease) lapses, if later than `now`: wake then. */
+  nextExpiry(now: number): number | null {
+    this.#expire(now);
+    if (this.#overheard !== null && now >= this.#overheard.until) this.#overheard = null;
     const overheard = this.#overheard?.until ?? null;
     if (this.#expiresAt === null) return overheard;
     return overheard === null ? this.#expiresAt : Math.min(this.#expiresAt, overheard);

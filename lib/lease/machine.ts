@@ -215,7 +215,9 @@ export class LeaseMachine {
     switch (message.type) {
       case 'lease.prepare': {
         proposer.see(message.ballot.round);
-        this.#reply(from, this.#acceptor.onPrepare(message.ballot, now), out);
+        const reply = this.#acceptor.onPrepare(message.ballot, now);
+        if (reply?.type === 'lease.promise' && from !== this.config.id) proposer.yieldTo(now);
+        this.#reply(from, reply, out);
         break;
       }
       case 'lease.accept': {
@@ -254,6 +256,7 @@ export class LeaseMachine {
           message.promised,
           message.maxRound,
           now,
+          out,
         );
         break;
       default: {
@@ -300,7 +303,7 @@ export class LeaseMachine {
     this.#persist(out);
     this.#announce(now, out);
     let wakeAt = this.#proposer.wakeAt();
-    wakeAt = earliest(wakeAt, this.#acceptor.nextExpiry());
+    wakeAt = earliest(wakeAt, this.#acceptor.nextExpiry(now));
     if (this.#acceptor.isSilent(now)) wakeAt = earliest(wakeAt, this.#acceptor.silentUntil);
     if (this.#view !== null && now < this.#view.until) wakeAt = earliest(wakeAt, this.#view.until);
     out.wakeAt = wakeAt;

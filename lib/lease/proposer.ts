@@ -121,15 +121,16 @@ export class LeaseProposer {
   tick(now: number, mayCampaign: boolean, out: Sink): void {
     if (this.#stopped) return;
     this.expire(now, out);
-    if (this.#round !== null && now >= this.#round.timeoutAt) this.#fail(now);
+    if (this.#round !== null && now >= this.#round.timeoutAt) this.#fail(now, out);
     if (this.#round !== null) return;
     if (this.#held !== null) {
       if (this.#renewAt !== null && now >= this.#renewAt) this.renew(now, out);
       return;
     }
     if (!mayCampaign) {
-      // Someone else's lease is live: draw a fresh jitter once it lapses.
-      if (this.#failures === 0) this.#nextAttemptAt = null;
+      // Someone else's lease is live: that wait spaces the attempts out by itself, so draw a
+      // fresh jitter once it lapses (and never leave a wake-up in the past meanwhile).
+      this.#nextAttemptAt = null;
       return;
     }
     this.#nextAttemptAt ??= now + this.#config.rng.next() * this.#campaignJitterMs();
@@ -192,7 +193,7 @@ export class LeaseProposer {
     if (round.promises.has(from) || round.rejects.has(from)) return;
     if (maxRound >= ballot.round) {
       // Someone already used this round: a term must be above every round its quorum saw.
-      this.#fail(now);
+      this.#fail(now, out);
       return;
     }
     round.promises.set(from, this.#isFree(accepted));
@@ -203,7 +204,7 @@ export class LeaseProposer {
       return;
     }
     const blocked = round.promises.size - free + round.rejects.size;
-    if (this.#config.peers.length - blocked < this.#quorum) this.#fail(now);
+    if (this.#config.peers.length - blocked < this.#quorum) this.#fail(now, out);
   }
 
   onAccepted(from: NodeId, ballot: Ballot, now: number, out: Sink): void {
@@ -221,6 +222,7 @@ export class LeaseProposer {
     promised: Ballot | null,
     maxRound: number,
     now: number,
+    out: Sink,
   ): void {
     this.see(maxRound);
     if (promised !== null) this.see(promised.round);
@@ -231,7 +233,7 @@ export class LeaseProposer {
     round.rejects.add(from);
     let blocked = round.rejects.size;
     if (phase === 'prepare') for (const ok of round.promises.values()) if (!ok) blocked++;
-    if (this.#config.peers.length - blocked < this.#quorum) this.#fail(now);
+    if (this.#config.peers.length - blocked < this.#quorum) this.#fail(now, out);
   }
 
   /** Another owner released: its values at or below `ballot` no longer block our rounds. */
@@ -241,9 +243,9 @@ export class LeaseProposer {
     if (known?.incarnation !== owner.incarnation || compareBallots(known.ballot, ballot) < 0) {
       this.#released.set(owner.node, { incarnation: owner.incarnation, ballot });
     }
-    if (this.#held !== null || this.#round !== null) return;
-    // The named successor proposes at once; the others wait long enough for it to win first,
-    // so followers do not duel.
+    if (this.#held !== null || this.#round !== null || successor === null) return;
+    // A handoff: the named successor proposes at once; the others wait long enough for it to
+    // win first, so followers do not duel.
     const { leaseMs, rng, owner: self } = this.#config;
     this.#failures = 0;
     this.#nextAttemptAt =
@@ -363,7 +365,7 @@ export class LeaseProposer {
     this.#renewAt = round.t0 + this.#config.leaseMs / 3;
   }
 
-  #fail(now: number): void {
+  #fail(now: number, out: Sink): void {
     const round = this.#round;
     this.#round = null;
     if (round === null) return;
@@ -373,11 +375,33 @@ export class LeaseProposer {
       this.#renewAt = now + rng.next() * (leaseMs / 32);
       return;
     }
+    if (round.phase === 'accept') {
+      // A campaign abandoned in phase 2 may have left its value with some acceptors, where it
+      // would block every other owner for a whole lease (A2). This proposer never believed it
+      // and never will (late replies are ignored), so it releases that round: a Release clears
+      // only this owner's values at or below this ballot, never a later round of ours.
+      this.#broadcast(
+        { type: 'lease.release', owner: this.#config.owner, ballot: round.ballot, successor: null },
+        out,
+      );
+    }
     this.#failures++;
     // Randomised exponential backoff with full jitter; its range (≥ L/8) is larger than a
     // round trip under the liveness assumption (one-way delays ≤ L/16), so duels end quickly.
     const cap = Math.min(leaseMs, (leaseMs / 8) * 2 ** Math.min(this.#failures - 1, 3));
     this.#nextAttemptAt = now + rng.next() * cap;
+  }
+
+  /**
+   * This node's acceptor just promised another proposer's fresh ballot. Campaigning now would
+   * only pre-empt that round, so wait longer than a round trip first (as a Raft follower
+   * restarts its election timer when it grants a vote).
+   */
+  yieldTo(now: number): void {
+    if (this.#stopped || this.#held !== null || this.#round !== null) return;
+    const { leaseMs, rng } = this.#config;
+    const after = now + leaseMs / 8 + rng.next() * (leaseMs / 8);
+    if (this.#nextAttemptAt === null || this.#nextAttemptAt < after) this.#nextAttemptAt = after;
   }
 
   #isFree(accepted: AcceptedLease | null): boolean {

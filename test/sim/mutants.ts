@@ -97,21 +97,27 @@ export class NoIncarnationProposer extends LeaseProposer {
   }
 }
 
+export type LeaseFactory = (config: LeaseConfig, restored: LeaseRecord | null) => LeaseMachine;
+
 type AcceptorClass = new (config: LeaseAcceptorConfig, promised: Ballot | null) => LeaseAcceptor;
 type ProposerClass = new (config: LeaseProposerConfig, maxRound: number) => LeaseProposer;
 
 /** A machine built from a broken acceptor or proposer. */
-export function machineWith(parts: { acceptor?: AcceptorClass; proposer?: ProposerClass }) {
+export function machineWith(parts: {
+  acceptor?: AcceptorClass;
+  proposer?: ProposerClass;
+}): LeaseFactory {
   const Acc = parts.acceptor ?? LeaseAcceptor;
   const Prop = parts.proposer ?? LeaseProposer;
-  return class extends LeaseMachine {
+  class Variant extends LeaseMachine {
     protected override createAcceptor(config: LeaseAcceptorConfig, promised: Ballot | null) {
       return new Acc(config, promised);
     }
     protected override createProposer(config: LeaseProposerConfig, maxRound: number) {
       return new Prop(config, maxRound);
     }
-  };
+  }
+  return (config, restored) => new Variant(config, restored);
 }
 
 /** Acts on a flag set when the lease was won and cleared by a later tick, not on `now`. */
@@ -121,26 +127,17 @@ export class FlagLeaderMachine extends LeaseMachine {
   }
 }
 
-export type LeaseFactory = (config: LeaseConfig, restored: LeaseRecord | null) => LeaseMachine;
-
-const make =
-  (
-    Machine: new (config: LeaseConfig, restored: LeaseRecord | null) => LeaseMachine,
-  ): LeaseFactory =>
-  (config, restored) =>
-    new Machine(config, restored);
-
 /** Every broken lease variant, by name. */
 export const LEASE_MUTANTS = {
-  ignoresPromise: make(machineWith({ acceptor: IgnoresPromiseAcceptor })),
-  timerFromMajority: make(machineWith({ proposer: TimerFromMajorityProposer })),
-  reacceptRenewal: make(machineWith({ proposer: ReacceptRenewalProposer })),
-  releaseClearsAny: make(machineWith({ acceptor: ReleaseClearsAnyAcceptor })),
-  noDrift: make(machineWith({ proposer: NoDriftProposer })),
-  overwritesLease: make(machineWith({ acceptor: OverwritingAcceptor })),
-  noSilence: make(machineWith({ acceptor: NoSilenceAcceptor })),
-  flagLeader: make(FlagLeaderMachine),
-  noIncarnation: make(machineWith({ proposer: NoIncarnationProposer })),
+  ignoresPromise: machineWith({ acceptor: IgnoresPromiseAcceptor }),
+  timerFromMajority: machineWith({ proposer: TimerFromMajorityProposer }),
+  reacceptRenewal: machineWith({ proposer: ReacceptRenewalProposer }),
+  releaseClearsAny: machineWith({ acceptor: ReleaseClearsAnyAcceptor }),
+  noDrift: machineWith({ proposer: NoDriftProposer }),
+  overwritesLease: machineWith({ acceptor: OverwritingAcceptor }),
+  noSilence: machineWith({ acceptor: NoSilenceAcceptor }),
+  flagLeader: (config, restored) => new FlagLeaderMachine(config, restored),
+  noIncarnation: machineWith({ proposer: NoIncarnationProposer }),
 } satisfies Record<string, LeaseFactory>;
 
 export type LeaseMutantName = keyof typeof LEASE_MUTANTS;

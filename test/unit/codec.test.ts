@@ -111,6 +111,28 @@ function rejectsEdit(pattern: RegExp, edit: (t: JsonObject) => void, base?: Fram
 }
 
 describe('codec: frames', function () {
+  it('names a stable reason for every kind of refusal, for the counters', function () {
+    const reason = (text: string): string => {
+      const result = decodeFrame(text, EXPECT);
+      if (result.ok) assert.fail(`accepted: ${text.slice(0, 80)}`);
+      return result.reason;
+    };
+    const edited = (edit: (t: JsonObject) => void): string => {
+      const t = tree();
+      edit(t);
+      return JSON.stringify(t);
+    };
+    assert.equal(reason('x'.repeat(70_000)), 'oversized');
+    assert.equal(reason('{"v":1,'), 'malformed');
+    assert.equal(reason('['.repeat(20) + ']'.repeat(20)), 'malformed');
+    assert.equal(reason(edited((t) => (t['v'] = 2))), 'version');
+    assert.equal(reason(edited((t) => (t['cluster'] = 'other'))), 'cluster');
+    assert.equal(reason(edited((t) => (t['to'] = 'zz'))), 'misaddressed');
+    assert.equal(reason(edited((t) => (t['from'] = 'zz'))), 'sender');
+    assert.equal(reason(edited((t) => (t['from'] = EXPECT.self))), 'sender');
+    assert.equal(reason(edited((t) => (child(t, 'msg')['type'] = 'lease.nope'))), 'schema');
+  });
+
   describe('round trips', function () {
     for (const msg of MESSAGES) {
       const nulls = Object.entries(msg)

@@ -1,0 +1,187 @@
+import type { RawData, WebSocket } from 'ws';
+import type { Clock, Scheduler } from '../../lib/clock.js';
+import type { NodeId } from '../../lib/types.js';
+import type { LinkFacts } from './tie-break.js';
+
+/** Close codes synod uses (4000–4999 is the range RFC 6455 leaves to applications). */
+export const CLOSE_CODES = Object.freeze({
+  /** The transport is closing. */
+  goingAway: 1001,
+  /** The other connection of the pair won the tie-break. */
+  duplicate: 4001,
+  /** A connection from a newer instance of the peer replaced this one. */
+  superseded: 4002,
+});
+
+export type LinkDirection = 'inbound' | 'outbound';
+
+export interface LinkTiming {
+  readonly scheduler: Scheduler;
+  readonly clock: Clock;
+  readonly pingIntervalMs: number;
+  readonly peerTimeoutMs: number;
+}
+
+/**
+ * One WebSocket connection to a peer, from the moment it is dialled (outbound) or accepted
+ * (inbound) until it closes, with its liveness watch.
+ *
+ * Liveness: any frame or pong from the peer counts as a sign of life. One timer per link wakes
+ * at whichever comes first, the next ping or the moment the peer has been silent for
+ * `peerTimeoutMs`; then the socket is terminated (no close handshake: the peer is not
+ * answering). A pulled cable or a stopped process is thus noticed within `peerTimeoutMs` of its
+ * last sign of life. Liveness only drives reconnection and `onPeer`; safety never rests on it.
+ */
+export class Link implements LinkFacts {
+  readonly ws: WebSocket;
+  readonly peer: NodeId;
+  readonly direction: LinkDirection;
+  readonly dialledBy: NodeId;
+  peerInstance: string | null;
+  /** The dialler's nonce (outbound links): what the listener's proof must cover. */
+  readonly nonce: string | null;
+  #open: boolean;
+  #closed = false;
+  readonly #timing: LinkTiming;
+  #lastSeenMs = 0;
+  #lastPingMs = 0;
+  #timer: unknown = null;
+  #onDead: (() => void) | null = null;
+
+  constructor(init: {
+    ws: WebSocket;
+    peer: NodeId;
+    direction: LinkDirection;
+    dialledBy: NodeId;
+    peerInstance: string | null;
+    nonce: string | null;
+    open: boolean;
+    timing: LinkTiming;
+  }) {
+    this.ws = init.ws;
+    this.peer = init.peer;
+    this.direction = init.direction;
+    this.dialledBy = init.dialledBy;
+    this.peerInstance = init.peerInstance;
+    this.nonce = init.nonce;
+    this.#open = init.open;
+    this.#timing = init.timing;
+  }
+
+  get isOpen(): boolean {
+    return this.#open && !this.#closed;
+  }
+
+  get isClosed(): boolean {
+    return this.#closed;
+  }
+
+  /** Arms a timer that terminates the link if it is not open after `delayMs`. */
+  armHandshakeTimer(delayMs: number, onTimeout: () => void): void {
+    this.#clearTimer();
+    this.#timer = this.#timing.scheduler.setTimeout(() => {
+      this.#timer = null;
+      if (this.#open || this.#closed) return;
+      onTimeout();
+      this.terminate();
+    }, delayMs);
+  }
+
+  /** The handshake completed: starts the liveness watch; `onDead` runs if the peer goes silent. */
+  markOpen(onDead: () => void): void {
+    this.#clearTimer();
+    this.#open = true;
+    this.#onDead = onDead;
+    const now = this.#timing.clock.now();
+    this.#lastSeenMs = now;
+    this.#lastPingMs = now;
+    this.#arm(now);
+  }
+
+  /** A frame or a pong arrived. Called per frame: keep it to one clock read. */
+  seen(): void {
+    this.#lastSeenMs = this.#timing.clock.now();
+  }
+
+  /** Closes with a close frame (when open) and then drops the socket at once. */
+  close(code: number, reason: string): void {
+    this.#markClosed();
+    if (this.ws.readyState === this.ws.OPEN) {
+      try {
+        this.ws.close(code, reason);
+      } catch {
+        // Closing a socket that is going away anyway: nothing to report.
+      }
+    }
+    this.terminate();
+  }
+
+  /** Drops the socket without a close handshake. */
+  terminate(): void {
+    this.#markClosed();
+    try {
+      this.ws.terminate();
+    } catch {
+      // As above.
+    }
+  }
+
+  /** The socket closed (or is closing): no more timers. Idempotent. */
+  #markClosed(): void {
+    this.#closed = true;
+    this.#onDead = null;
+    this.#clearTimer();
+  }
+
+  /** Called once the ws 'close' event fired. */
+  closed(): void {
+    this.#markClosed();
+  }
+
+  #arm(now: number): void {
+    const { scheduler, pingIntervalMs, peerTimeoutMs } = this.#timing;
+    const wakeAt = Math.min(this.#lastPingMs + pingIntervalMs, this.#lastSeenMs + peerTimeoutMs);
+    this.#timer = scheduler.setTimeout(
+      () => {
+        this.#timer = null;
+        this.#check();
+      },
+      Math.max(0, Math.ceil(wakeAt - now)),
+    );
+  }
+
+  #check(): void {
+    if (this.#closed) return;
+    const { clock, pingIntervalMs, peerTimeoutMs } = this.#timing;
+    const now = clock.now();
+    if (now - this.#lastSeenMs >= peerTimeoutMs) {
+      const onDead = this.#onDead;
+      this.terminate();
+      onDead?.();
+      return;
+    }
+    if (now - this.#lastPingMs >= pingIntervalMs) {
+      this.#lastPingMs = now;
+      try {
+        this.ws.ping();
+      } catch {
+        // The socket is closing; its 'close' event follows.
+      }
+    }
+    this.#arm(now);
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== null) {
+      this.#timing.scheduler.clearTimeout(this.#timer);
+      this.#timer = null;
+    }
+  }
+}
+
+/** The text of a frame, whichever of its three shapes `ws` hands over. */
+export function rawDataToString(data: RawData): string {
+  if (Buffer.isBuffer(data)) return data.toString('utf8');
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  return Buffer.from(data).toString('utf8');
+}

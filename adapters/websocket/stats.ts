@@ -1,0 +1,59 @@
+import { TransportCounters, type TransportStats } from '../../lib/transport.js';
+import { HANDSHAKE_REJECTIONS, type HandshakeRejection } from './handshake.js';
+
+/** `Transport.stats()` of the WebSocket adapter: the shared counters and the adapter's own. */
+export interface WebSocketTransportStats extends TransportStats {
+  /** Handshakes this node refused or abandoned, by reason; every reason is present. */
+  readonly handshakeRejections: Readonly<Record<HandshakeRejection, number>>;
+  /** Outbound dials started, the first one to each peer included. */
+  readonly dials: number;
+  /** Times a peer came back up after it had been up and gone down. */
+  readonly reconnects: number;
+  /** Connections terminated because the peer went silent for `peerTimeoutMs`. */
+  readonly peerTimeouts: number;
+  /** Connections closed because the other one of the pair won the tie-break, or replaced it. */
+  readonly duplicatesClosed: number;
+  /** Binary frames received and dropped: peers send text frames only. */
+  readonly binaryFrames: number;
+  /**
+   * Connections the peer broke the WebSocket protocol on (invalid UTF-8, a bad opcode, too many
+   * fragments): `ws` closes them. An oversized frame counts in `dropped.oversized` instead.
+   */
+  readonly protocolErrors: number;
+  /** Open connections now. */
+  readonly connections: number;
+  /** Nonces of recent handshakes remembered now (bounded). */
+  readonly nonceCacheSize: number;
+}
+
+/** The mutable counters behind `stats()`. */
+export class WebSocketCounters extends TransportCounters {
+  dials = 0;
+  reconnects = 0;
+  peerTimeouts = 0;
+  duplicatesClosed = 0;
+  binaryFrames = 0;
+  protocolErrors = 0;
+  readonly #rejections: Record<HandshakeRejection, number> = Object.fromEntries(
+    HANDSHAKE_REJECTIONS.map((reason) => [reason, 0]),
+  ) as Record<HandshakeRejection, number>;
+
+  reject(reason: HandshakeRejection): void {
+    this.#rejections[reason] += 1;
+  }
+
+  full(live: { connections: number; nonceCacheSize: number }): WebSocketTransportStats {
+    return Object.freeze({
+      ...this.snapshot(),
+      handshakeRejections: Object.freeze({ ...this.#rejections }),
+      dials: this.dials,
+      reconnects: this.reconnects,
+      peerTimeouts: this.peerTimeouts,
+      duplicatesClosed: this.duplicatesClosed,
+      binaryFrames: this.binaryFrames,
+      protocolErrors: this.protocolErrors,
+      connections: live.connections,
+      nonceCacheSize: live.nonceCacheSize,
+    });
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * synod: leader election (and, later, locks and singleton cron) among the replicas of an app,
+ * with no coordination server. This module is the public facade only.
+ */
+export { createNode, SynodNode, type NodeState } from './node/node.js';
+export {
+  DEFAULTS,
+  type BaseNodeOptions,
+  type LoggerLike,
+  type LogFn,
+  type LogLevel,
+  type NodeOptions,
+  type TransportNodeOptions,
+  type WebSocketNodeOptions,
+  type WebSocketTuning,
+} from './options.js';
+export type {
+  FollowerHandler,
+  FollowerInfo,
+  LeaderChange,
+  LeaderHandler,
+  LeaderInfo,
+  NodeEvents,
+} from './events.js';
+export type { InvalidFrameReason, NodeStats } from './node/stats.js';
+export {
+  AbortError,
+  ConfigError,
+  HandshakeError,
+  InvalidMessageError,
+  InvariantError,
+  LeadershipLostError,
+  LockLostError,
+  LockTimeoutError,
+  NotLeaderError,
+  NotStartedError,
+  SynodError,
+  TransportError,
+} from './errors.js';
+export type { Clock, Scheduler } from './clock.js';
+export type { Storage } from './storage.js';
+export type { PeerEvent, Transport, TransportDropReason, TransportStats } from './transport.js';
+export type { LeaseRecord } from './lease/machine.js';
+export type { Ballot } from './paxos/ballot.js';
+export type { NodeId, Owner } from './types.js';

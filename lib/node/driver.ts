@@ -1,0 +1,297 @@
+import type { Clock, Scheduler } from '../clock.js';
+import {
+  decodeFrame,
+  encodeFrame,
+  PROTOCOL_VERSION,
+  type ProtocolMessage,
+} from '../codec/messages.js';
+import type { InvalidMessageError } from '../errors.js';
+import type { Storage } from '../storage.js';
+import type { Transport } from '../transport.js';
+import type { NodeId, Output } from '../types.js';
+import { errorFields, type NodeLogger } from './logger.js';
+import type { InvalidFrameReason, NodeCounters } from './stats.js';
+
+/** The input every pure machine takes: a message from a peer, or a timer tick. */
+export type MachineInput<M> =
+  | { readonly type: 'message'; readonly from: NodeId; readonly message: M }
+  | { readonly type: 'tick' };
+
+/** What the driver needs of a pure machine. */
+export interface PureMachine<M, R, E> {
+  start(now: number): Output<M, R, E>;
+  handle(input: MachineInput<M>, now: number): Output<M, R, E>;
+}
+
+export interface DriverOptions<M extends ProtocolMessage, R, E> {
+  readonly id: NodeId;
+  readonly incarnation: string;
+  readonly cluster: string;
+  /** Every voter, this node included. */
+  readonly peers: readonly NodeId[];
+  readonly transport: Transport;
+  readonly clock: Clock;
+  readonly scheduler: Scheduler;
+  readonly storage: Storage<R> | null;
+  readonly log: NodeLogger;
+  readonly counters: NodeCounters;
+  /** Which decoded messages belong to this machine; the others are dropped as `unsupported`. */
+  readonly accepts: (message: ProtocolMessage) => message is M;
+  /** Applies the events of one output, after its persist and its sends. */
+  readonly onEvents: (events: readonly E[], now: number) => void;
+  /** Runs after every step, in the same turn: the node re-checks its lease here. */
+  readonly afterStep: (now: number) => void;
+  /** An extra wake-up the node wants besides the machine's (its lease deadline). */
+  readonly extraWake: () => number | null;
+  /**
+   * A failure the node cannot continue after: storage refused a write (nothing more may be
+   * sent), or the machine threw (a bug). The node halts.
+   */
+  readonly onFatal: (error: unknown) => void;
+}
+
+/**
+ * Drives one pure machine: feeds it frames and timer ticks with `clock.now()`, and applies
+ * each output in the order safety needs: persist (durably), then send, then events.
+ *
+ * - Without storage, an output is applied in the same turn as the step that made it.
+ * - With storage, outputs queue behind the pending write, and each is applied whole and in
+ *   order: a later output's sends may rely on what an earlier output persisted.
+ * - Exactly one timer is set, at the earliest wake-up the machine (or the node) asks for. A
+ *   machine's `wakeAt` covers its whole state, so each output's replaces the last. The timer
+ *   feeds a `tick` with the clock's reading, and the machine decides on that reading, never on
+ *   "the timer fired" (timers can fire early or, after a stall, very late).
+ * - Frames are decoded strictly; an invalid one is dropped, counted by reason and logged, and
+ *   never reaches the machine.
+ */
+export class Driver<M extends ProtocolMessage, R, E> {
+  readonly #options: DriverOptions<M, R, E>;
+  readonly #machine: PureMachine<M, R, E>;
+  readonly #expect: { cluster: string; self: NodeId; peers: ReadonlySet<NodeId> };
+  #unsubscribe: (() => void) | null = null;
+  #timer: unknown = null;
+  #timerAt: number | null = null;
+  /** The tail of the queue of outputs waiting on storage; null when nothing waits. */
+  #pending: Promise<void> | null = null;
+  #queued = 0;
+  #halted = false;
+  /** Per peer: the latest incarnation seen, and the ones it replaced. */
+  readonly #incarnations = new Map<NodeId, { current: string; older: Set<string> }>();
+
+  constructor(machine: PureMachine<M, R, E>, options: DriverOptions<M, R, E>) {
+    this.#machine = machine;
+    this.#options = options;
+    this.#expect = {
+      cluster: options.cluster,
+      self: options.id,
+      peers: new Set(options.peers.filter((p) => p !== options.id)),
+    };
+  }
+
+  get halted(): boolean {
+    return this.#halted;
+  }
+
+  /** Subscribes to the transport; call `begin` once the transport has started. */
+  listen(): void {
+    if (this.#unsubscribe !== null || this.#halted) return;
+    this.#unsubscribe = this.#options.transport.onMessage((from, frame) => {
+      this.#receive(from, frame);
+    });
+  }
+
+  /** Starts the machine (its restart silence begins now). */
+  begin(): void {
+    this.step((now) => this.#machine.start(now));
+  }
+
+  /**
+   * Runs one machine call with the clock's current reading and applies its output. Every
+   * input goes through here, so the node's after-step check runs on every wake.
+   */
+  step(call: (now: number) => Output<M, R, E>): void {
+    if (this.#halted) return;
+    const now = this.#options.clock.now();
+    let out: Output<M, R, E>;
+    try {
+      out = call(now);
+    } catch (error) {
+      this.#fatal(error);
+      return;
+    }
+    this.#schedule(out.wakeAt, now);
+    this.#apply(out, now);
+    if (!this.halted) this.#options.afterStep(now);
+  }
+
+  /** Resolves once every queued output has been applied (or dropped by a halt). */
+  async settled(): Promise<void> {
+    while (this.#pending !== null) await this.#pending;
+  }
+
+  /** Re-arms the timer, for when the node's own wake-up changed. */
+  reschedule(wakeAt: number | null): void {
+    if (this.#halted) return;
+    this.#schedule(wakeAt, this.#options.clock.now());
+  }
+
+  /**
+   * Stops everything at once: no timer, no more input, and nothing queued is sent. Used after a
+   * fatal error and when the node stops (once its last output went out).
+   */
+  halt(): void {
+    if (this.#halted) return;
+    this.#halted = true;
+    this.#unsubscribe?.();
+    this.#unsubscribe = null;
+    this.#clearTimer();
+  }
+
+  #receive(from: NodeId, text: string): void {
+    if (this.#halted) return;
+    const { counters, log } = this.#options;
+    const result = decodeFrame(text, this.#expect);
+    if (!result.ok) {
+      this.#drop(from, result.reason, result.error);
+      return;
+    }
+    const { frame } = result;
+    if (frame.from !== from) {
+      // The transport knows which link a frame came over: a frame naming another sender is
+      // spoofed or misrouted.
+      this.#drop(from, 'sender', null);
+      return;
+    }
+    if (!this.#options.accepts(frame.msg)) {
+      this.#drop(from, 'unsupported', null);
+      return;
+    }
+    this.#noteIncarnation(frame.from, frame.inc);
+    counters.framesIn += 1;
+    if (log.enabled('trace')) log.trace({ from: frame.from, type: frame.msg.type }, 'frame in');
+    const message = frame.msg;
+    this.step((now) => this.#machine.handle({ type: 'message', from: frame.from, message }, now));
+  }
+
+  #drop(from: NodeId, reason: InvalidFrameReason, error: InvalidMessageError | null): void {
+    const { counters, log } = this.#options;
+    counters.invalid(reason);
+    if (log.enabled('warn')) {
+      // The codec's message quotes at most a short, escaped prefix of the input.
+      log.warn({ from, reason, detail: error?.message ?? null }, 'dropped an invalid frame');
+    }
+  }
+
+  /**
+   * One id in two live processes is an operator error outside the fault model: it adds a voter.
+   * A frame under an incarnation that a newer one already replaced is its likely sign (or a
+   * frame delayed across a restart), so it is counted and logged loudly.
+   */
+  #noteIncarnation(peer: NodeId, incarnation: string): void {
+    const known = this.#incarnations.get(peer);
+    if (known === undefined) {
+      this.#incarnations.set(peer, { current: incarnation, older: new Set() });
+      return;
+    }
+    if (known.current === incarnation) return;
+    if (known.older.has(incarnation)) {
+      this.#options.counters.staleIncarnations += 1;
+      this.#options.log.error(
+        { peer, incarnation, current: known.current },
+        'a frame from an earlier incarnation of a peer: is one node id running in two processes?',
+      );
+      return;
+    }
+    known.older.add(known.current);
+    known.current = incarnation;
+  }
+
+  #apply(out: Output<M, R, E>, now: number): void {
+    if (this.#options.storage === null || (out.persist === null && this.#pending === null)) {
+      this.#send(out);
+      this.#options.onEvents(out.events, now);
+      return;
+    }
+    const storage = this.#options.storage;
+    const previous = this.#pending ?? Promise.resolve();
+    this.#queued += 1;
+    const next = previous.then(async () => {
+      if (this.#halted) return;
+      if (out.persist !== null) {
+        try {
+          await storage.save(out.persist);
+        } catch (error) {
+          // What was not durably written must never be sent: a vote forgotten after a crash.
+          this.#fatal(error);
+          return;
+        }
+        this.#options.counters.storageSaves += 1;
+      }
+      if (this.halted) return;
+      this.#send(out);
+      this.#options.onEvents(out.events, this.#options.clock.now());
+    });
+    this.#pending = next;
+    void next.finally(() => {
+      this.#queued -= 1;
+      if (this.#queued === 0) this.#pending = null;
+    });
+  }
+
+  #send(out: Output<M, R, E>): void {
+    const { transport, counters, log, id, incarnation, cluster } = this.#options;
+    for (const { to, message } of out.send) {
+      if (to === id) continue;
+      let frame: string;
+      try {
+        frame = encodeFrame({
+          v: PROTOCOL_VERSION,
+          cluster,
+          from: id,
+          to,
+          inc: incarnation,
+          msg: message,
+        });
+      } catch (error) {
+        this.#fatal(error);
+        return;
+      }
+      counters.framesOut += 1;
+      if (log.enabled('trace')) log.trace({ to, type: message.type }, 'frame out');
+      transport.send(to, frame);
+    }
+  }
+
+  #schedule(machineWake: number | null, now: number): void {
+    const extra = this.#options.extraWake();
+    let at = machineWake;
+    if (extra !== null && (at === null || extra < at)) at = extra;
+    if (at === this.#timerAt && this.#timer !== null) return;
+    this.#clearTimer();
+    if (at === null) return;
+    // Rounded up: a timer must not fire before `at` on a clock that counts whole milliseconds
+    // (fake timers truncate fractional delays). At least 1 ms, as Node's own timers: a wake-up
+    // asked for in the past must not spin a virtual clock at one instant.
+    const delay = Math.max(1, Math.ceil(at - now));
+    this.#timerAt = at;
+    this.#timer = this.#options.scheduler.setTimeout(() => {
+      this.#timer = null;
+      this.#timerAt = null;
+      this.#options.counters.wakeups += 1;
+      this.step((t) => this.#machine.handle({ type: 'tick' }, t));
+    }, delay);
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== null) this.#options.scheduler.clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#timerAt = null;
+  }
+
+  #fatal(error: unknown): void {
+    if (this.#halted) return;
+    this.#options.log.error(errorFields(error), 'the node cannot continue and halts');
+    this.halt();
+    this.#options.onFatal(error);
+  }
+}

@@ -1,0 +1,445 @@
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'eventemitter3';
+import type { WebSocketTransportOptions } from '../../adapters/websocket/options.js';
+import { WebSocketTransport } from '../../adapters/websocket/transport.js';
+import { systemClock, systemScheduler, type Clock, type Scheduler } from '../clock.js';
+import type { ProtocolMessage } from '../codec/messages.js';
+import { ConfigError, InvariantError, NotStartedError } from '../errors.js';
+import type { FollowerHandler, LeaderChange, LeaderHandler, NodeEvents } from '../events.js';
+import { LeaseMachine, type LeaseEvent, type LeaseRecord } from '../lease/machine.js';
+import type { LeaseMessage } from '../lease/messages.js';
+import {
+  validateOptions,
+  type LoggerLike,
+  type NodeOptions,
+  type ResolvedOptions,
+} from '../options.js';
+import { createRng, randomIncarnation } from '../random.js';
+import type { Transport } from '../transport.js';
+import { ownerEquals, type NodeId } from '../types.js';
+import { Driver } from './driver.js';
+import { LeaderRole } from './leader.js';
+import { errorFields, NodeLogger } from './logger.js';
+import { NodeCounters, type NodeStats } from './stats.js';
+
+/**
+ * - `new`: created, not started;
+ * - `starting`: loading storage and starting the transport;
+ * - `running`: taking part in elections;
+ * - `stopping`: a graceful `stop()` is handing leadership on;
+ * - `stopped`: done; create a new node to rejoin;
+ * - `failed`: halted after a failure it cannot continue after (see the `error` event).
+ */
+export type NodeState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
+
+/**
+ * Stops a node at once, as if its process died: no timer, no frame and no Release goes out,
+ * and its leadership signals abort. Not part of the public API: the test cluster's `crash`.
+ */
+export const HALT: unique symbol = Symbol('synod.halt');
+
+function isLeaseMessage(message: ProtocolMessage): message is LeaseMessage {
+  return message.type.startsWith('lease.');
+}
+
+/**
+ * One replica's membership in a synod cluster: it takes part in electing a leader (PaxosLease)
+ * and runs the application's leadership work while it leads.
+ *
+ * Every leadership answer (`isLeader`, `stillLeader()`) compares the lease deadline with the
+ * clock at the moment it is read; nothing caches "I am the leader". Re-check after every await.
+ */
+export class SynodNode extends EventEmitter<NodeEvents> {
+  readonly id: NodeId;
+  readonly #options: ResolvedOptions;
+  readonly #clock: Clock;
+  readonly #scheduler: Scheduler;
+  readonly #log: NodeLogger;
+  readonly #counters = new NodeCounters();
+  readonly #role: LeaderRole;
+  /** The application's transport, or the WebSocket transport built from a map of peer URLs. */
+  readonly #transport: Transport;
+  #state: NodeState = 'new';
+  #machine: LeaseMachine | null = null;
+  #driver: Driver<LeaseMessage, LeaseRecord, LeaseEvent> | null = null;
+  #starting: Promise<void> | null = null;
+  #stopping: Promise<void> | null = null;
+
+  constructor(options: NodeOptions) {
+    super();
+    const resolved = validateOptions(options);
+    this.#options = resolved;
+    this.id = resolved.id;
+    this.#clock = resolved.clock ?? systemClock;
+    this.#scheduler = resolved.scheduler ?? systemScheduler;
+    this.#log = new NodeLogger({
+      logger: resolved.logger,
+      logLevel: resolved.logLevel,
+      id: resolved.id,
+    });
+    this.#transport = resolved.transport ?? webSocketTransport(resolved.websocket, this.#log);
+    this.#role = new LeaderRole({
+      now: () => this.#clock.now(),
+      holds: (term, now) => this.#holds(term, now),
+      scheduler: this.#scheduler,
+      log: this.#log,
+      counters: this.#counters,
+    });
+    if (resolved.peers.length % 2 === 0) {
+      this.#log.warn(
+        { peers: resolved.peers.length },
+        'an even number of peers tolerates no more failures than one node fewer',
+      );
+    }
+  }
+
+  get state(): NodeState {
+    return this.#state;
+  }
+
+  /** This run's incarnation (16 hex digits, random per start); null before `start()`. */
+  get incarnation(): string | null {
+    return this.#machine?.owner.incarnation ?? null;
+  }
+
+  /**
+   * Whether this node leads *now*: it holds the lease and the clock is before its deadline.
+   * Read it right before acting, never across an await. False once a graceful stop began.
+   */
+  get isLeader(): boolean {
+    const machine = this.#machine;
+    return this.#state === 'running' && machine?.isLeader(this.#clock.now()) === true;
+  }
+
+  /** The leader this node knows (its own id while it leads), or null while unknown. */
+  get leaderId(): NodeId | null {
+    return this.#view()?.leaderId ?? null;
+  }
+
+  /** The term of the leader this node knows, or null while unknown. */
+  get term(): number | null {
+    return this.#view()?.term ?? null;
+  }
+
+  /** While this node leads: when its lease ends, on its own clock (`clock.now()` units). */
+  get leaseDeadline(): number | null {
+    return this.isLeader ? (this.#machine?.deadline ?? null) : null;
+  }
+
+  /**
+   * Joins the cluster: loads storage, starts the transport and begins the restart silence (a
+   * node votes for nothing during its first lease period, so it may lead only after that).
+   */
+  start(): Promise<void> {
+    if (this.#starting !== null) return this.#starting;
+    if (this.#state !== 'new') {
+      return Promise.reject(
+        new NotStartedError('a stopped node cannot start again; create a new node'),
+      );
+    }
+    this.#starting = this.#start();
+    return this.#starting;
+  }
+
+  /**
+   * Leaves the cluster gracefully. On the leader: aborts the leadership signal, waits for
+   * running `onLeader` work (at most `handoffTimeoutMs`) while still renewing the lease, then
+   * releases it naming a successor; if the work did not end in time, it lets the lease lapse
+   * instead (it never releases while its work may still run). Then closes the transport.
+   * Idempotent.
+   */
+  stop(): Promise<void> {
+    if (this.#stopping === null) {
+      if (this.#state === 'running') {
+        // Leadership work hears of the stop in the same turn as the call.
+        this.#state = 'stopping';
+        this.#role.stepDown();
+      }
+      this.#stopping = this.#stop();
+    }
+    return this.#stopping;
+  }
+
+  /**
+   * Runs `handler` each time this node becomes leader, and at once (in a microtask, after the
+   * lease is re-checked) if it already leads. The handler may return a promise: its leadership
+   * work, which a graceful stop waits for.
+   * Returns the unsubscribe function.
+   */
+  onLeader(handler: LeaderHandler): () => void {
+    if (typeof handler !== 'function') throw new ConfigError('onLeader needs a function');
+    return this.#role.onLeader(handler);
+  }
+
+  /**
+   * Runs `handler` when this node learns of a leader that is not itself, and with `leaderId`
+   * null when the leader becomes unknown. Returns the unsubscribe function.
+   */
+  onFollower(handler: FollowerHandler): () => void {
+    if (typeof handler !== 'function') throw new ConfigError('onFollower needs a function');
+    return this.#role.onFollower(handler);
+  }
+
+  stats(): NodeStats {
+    return this.#counters.snapshot(this.#transport.stats());
+  }
+
+  /** See `HALT`. */
+  [HALT](): void {
+    if (this.#state === 'stopped' || this.#state === 'failed') return;
+    this.#state = 'stopped';
+    this.#halt();
+    this.#log.info({}, 'halted');
+  }
+
+  async #start(): Promise<void> {
+    this.#state = 'starting';
+    const options = this.#options;
+    try {
+      const restored = options.storage === null ? null : await options.storage.load();
+      if (!this.#is('starting')) return;
+      const rng = options.rng ?? createRng(randomBytes(4).readUInt32LE(0));
+      // A fresh 64-bit incarnation per start: a restarted node never reuses a ballot.
+      const incarnation =
+        options.rng === null ? randomBytes(8).toString('hex') : randomIncarnation(rng);
+      const machine = new LeaseMachine(
+        {
+          id: options.id,
+          incarnation,
+          peers: options.peers,
+          leaseMs: options.leaseMs,
+          maxClockDrift: options.maxClockDrift,
+          marginMs: options.marginMs,
+          rng,
+          preferredLeader: options.preferredLeader,
+        },
+        restored,
+      );
+      this.#machine = machine;
+      const driver = new Driver<LeaseMessage, LeaseRecord, LeaseEvent>(machine, {
+        id: options.id,
+        incarnation,
+        cluster: options.cluster,
+        peers: options.peers,
+        transport: this.#transport,
+        clock: this.#clock,
+        scheduler: this.#scheduler,
+        storage: options.storage,
+        log: this.#log,
+        counters: this.#counters,
+        accepts: isLeaseMessage,
+        onEvents: (events) => {
+          this.#onEvents(events);
+        },
+        afterStep: (now) => {
+          this.#role.check(now);
+        },
+        extraWake: () => (this.#role.term === null ? null : machine.deadline),
+        onFatal: (error) => {
+          this.#fail(error);
+        },
+      });
+      this.#driver = driver;
+      // Subscribed before the transport starts, so no early frame is missed.
+      driver.listen();
+      await this.#transport.start();
+      if (!this.#is('starting')) return;
+      this.#state = 'running';
+      driver.begin();
+      this.#log.info(
+        {
+          incarnation,
+          peers: options.peers,
+          leaseMs: options.leaseMs,
+          restored: restored !== null,
+        },
+        'started',
+      );
+    } catch (error) {
+      if (this.#state === 'starting') {
+        this.#state = 'stopped';
+        this.#halt();
+      }
+      throw error;
+    }
+  }
+
+  async #stop(): Promise<void> {
+    if (this.#starting !== null) {
+      await this.#starting.catch(() => undefined);
+    }
+    const driver = this.#driver;
+    const machine = this.#machine;
+    if (this.#is('running')) {
+      // A stop called while starting: the start has just completed.
+      this.#state = 'stopping';
+      this.#role.stepDown();
+    }
+    if (this.#is('stopping') && driver !== null && machine !== null) {
+      // The machine keeps running meanwhile: the lease is still renewed, so no other node
+      // leads while this node's work may still be running.
+      const ended = await this.#role.drain(this.#options.handoffTimeoutMs);
+      if (this.#is('stopping')) {
+        if (!ended) {
+          this.#log.warn(
+            { handoffTimeoutMs: this.#options.handoffTimeoutMs, running: this.#role.running },
+            'onLeader work did not end in time: letting the lease lapse instead of releasing it',
+          );
+        }
+        driver.step((now) => machine.stop(now, ended));
+        await driver.settled();
+        this.#state = 'stopped';
+        this.#halt();
+        this.#log.info({ released: ended }, 'stopped');
+      }
+    } else if (this.#state === 'new') {
+      this.#state = 'stopped';
+    }
+    await this.#transport.close();
+  }
+
+  /** The state now (read through a call: it may have changed across an await). */
+  #is(state: NodeState): boolean {
+    return this.#state === state;
+  }
+
+  /** Stops timers, input and leadership at once; sends nothing more. */
+  #halt(): void {
+    this.#role.halt();
+    this.#driver?.halt();
+    const machine = this.#machine;
+    // Ends the machine's part without applying its output: nothing more goes out.
+    if (machine !== null) machine.stop(this.#clock.now(), false);
+  }
+
+  #fail(error: unknown): void {
+    if (this.#state === 'stopped' || this.#state === 'failed') return;
+    this.#state = 'failed';
+    this.#halt();
+    void this.#transport.close().catch(() => undefined);
+    const err = error instanceof Error ? error : new Error(String(error));
+    this.#emitSafely('error', err);
+  }
+
+  #holds(term: number, now: number): boolean {
+    const machine = this.#machine;
+    return (
+      machine !== null &&
+      (this.#state === 'running' || this.#state === 'stopping') &&
+      machine.term === term &&
+      machine.isLeader(now)
+    );
+  }
+
+  #view(): { leaderId: NodeId; term: number } | null {
+    const machine = this.#machine;
+    if (machine === null || (this.#state !== 'running' && this.#state !== 'stopping')) {
+      return null;
+    }
+    const view = machine.leader(this.#clock.now());
+    if (view === null) return null;
+    if (ownerEquals(view.owner, machine.owner) && !this.isLeader) return null;
+    return { leaderId: view.owner.node, term: view.term };
+  }
+
+  #onEvents(events: readonly LeaseEvent[]): void {
+    const machine = this.#machine;
+    if (machine === null) return;
+    for (const event of events) {
+      switch (event.type) {
+        case 'elected':
+          this.#counters.elections += 1;
+          this.#log.info({ term: event.term }, 'elected leader');
+          this.#role.elected(event.term);
+          break;
+        case 'renewed':
+          this.#counters.renewals += 1;
+          if (this.#log.enabled('debug')) this.#log.debug({ term: event.term }, 'lease renewed');
+          break;
+        case 'deposed':
+          this.#counters.depositions += 1;
+          this.#role.end(event.reason);
+          break;
+        case 'leader': {
+          this.#counters.leaderChanges += 1;
+          const owner = event.leader;
+          const isSelf = owner !== null && ownerEquals(owner, machine.owner);
+          const change: LeaderChange = Object.freeze({
+            leaderId: owner?.node ?? null,
+            term: event.term,
+            isLeader: isSelf,
+          });
+          this.#log.info(change, 'leader changed');
+          this.#emitSafely('leaderChange', change);
+          if (!isSelf)
+            this.#role.follow(Object.freeze({ leaderId: change.leaderId, term: change.term }));
+          break;
+        }
+        default: {
+          const never: never = event;
+          this.#log.error({ event: never }, 'unknown lease event');
+        }
+      }
+    }
+  }
+
+  /**
+   * Emits to the listeners; one that throws is caught and logged (eventemitter3 then skips the
+   * listeners after it for this one event) and never breaks the node.
+   */
+  #emitSafely<K extends keyof NodeEvents>(event: K, ...args: NodeEvents[K]): void {
+    try {
+      (this.emit as (event: K, ...args: NodeEvents[K]) => boolean)(event, ...args);
+    } catch (error) {
+      this.#counters.handlerErrors += 1;
+      this.#log.error({ ...errorFields(error), event }, 'an event listener failed');
+    }
+  }
+}
+
+/** The transport a node builds from a map of peer URLs (`validateOptions` checked them). */
+function webSocketTransport(
+  options: WebSocketTransportOptions | null,
+  log: NodeLogger,
+): WebSocketTransport {
+  if (options === null) throw new InvariantError('a node needs a transport or peer URLs');
+  return new WebSocketTransport({ ...options, logger: loggerOf(log) });
+}
+
+/**
+ * The node's logger as a `LoggerLike`, for the WebSocket transport the node builds: its lines
+ * carry the node's bindings, and disabled levels cost the transport nothing.
+ */
+function loggerOf(log: NodeLogger): LoggerLike {
+  return {
+    fatal: (fields, message) => {
+      log.fatal(fields, message);
+    },
+    error: (fields, message) => {
+      log.error(fields, message);
+    },
+    warn: (fields, message) => {
+      log.warn(fields, message);
+    },
+    info: (fields, message) => {
+      log.info(fields, message);
+    },
+    debug: (fields, message) => {
+      log.debug(fields, message);
+    },
+    trace: (fields, message) => {
+      log.trace(fields, message);
+    },
+    isLevelEnabled: (level) => level !== 'silent' && log.enabled(level as LogLevelName),
+  };
+}
+
+type LogLevelName = Parameters<NodeLogger['enabled']>[0];
+
+/**
+ * Creates a node; call `start()` to join the cluster. Options are validated here. With `peers`
+ * as a map of URLs, the node builds its WebSocket transport (it listens on `start()`).
+ */
+export function createNode(options: NodeOptions): SynodNode {
+  return new SynodNode(options);
+}

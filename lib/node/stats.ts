@@ -1,0 +1,97 @@
+import type { TransportStats } from '../transport.js';
+
+/**
+ * Why an arriving frame was dropped before reaching the protocol:
+ * - `oversized`: above the frame size limit;
+ * - `malformed`: not JSON, or nested too deep;
+ * - `version`: another protocol version;
+ * - `schema`: a missing, unknown or ill-typed field;
+ * - `cluster`: a frame of another cluster;
+ * - `misaddressed`: addressed to another node;
+ * - `sender`: from a node that is not a peer, claiming to be this node, or naming a sender
+ *   other than the peer whose link it came over;
+ * - `unsupported`: a well-formed message this node has no part for (yet).
+ */
+export const INVALID_FRAME_REASONS = [
+  'oversized',
+  'malformed',
+  'version',
+  'schema',
+  'cluster',
+  'misaddressed',
+  'sender',
+  'unsupported',
+] as const;
+
+export type InvalidFrameReason = (typeof INVALID_FRAME_REASONS)[number];
+
+/** The counters behind `node.stats()`. Every field counts from the node's creation. */
+export interface NodeStats {
+  /** Valid frames handed to the protocol. */
+  readonly framesIn: number;
+  /** Frames handed to the transport. */
+  readonly framesOut: number;
+  /** Frames dropped on arrival, by reason; every reason is present, zero when it never happened. */
+  readonly invalidFrames: Readonly<Record<InvalidFrameReason, number>>;
+  /** Times this node won a fresh leadership term. */
+  readonly elections: number;
+  /** Renewals that extended this node's lease within a term. */
+  readonly renewals: number;
+  /** Times this node's leadership ended (lapsed, released or stopped). */
+  readonly depositions: number;
+  /** Changes of this node's view of who leads. */
+  readonly leaderChanges: number;
+  /** `onLeader` handler runs started. */
+  readonly leaderHandlerRuns: number;
+  /** Handlers and event listeners that threw or rejected (each is logged). */
+  readonly handlerErrors: number;
+  /** Records written to storage. */
+  readonly storageSaves: number;
+  /** Timer wake-ups of the protocol. */
+  readonly wakeups: number;
+  /** Frames from a peer id under an incarnation older than one already seen from it. */
+  readonly staleIncarnations: number;
+  /** The transport's own counters (`null` before the node was created with one). */
+  readonly transport: TransportStats | null;
+}
+
+/** Mutable counters; `snapshot()` returns a frozen copy. */
+export class NodeCounters {
+  framesIn = 0;
+  framesOut = 0;
+  elections = 0;
+  renewals = 0;
+  depositions = 0;
+  leaderChanges = 0;
+  leaderHandlerRuns = 0;
+  handlerErrors = 0;
+  storageSaves = 0;
+  wakeups = 0;
+  staleIncarnations = 0;
+  readonly #invalid = Object.fromEntries(INVALID_FRAME_REASONS.map((r) => [r, 0])) as Record<
+    InvalidFrameReason,
+    number
+  >;
+
+  invalid(reason: InvalidFrameReason): void {
+    this.#invalid[reason] += 1;
+  }
+
+  snapshot(transport: TransportStats | null): NodeStats {
+    return Object.freeze({
+      framesIn: this.framesIn,
+      framesOut: this.framesOut,
+      invalidFrames: Object.freeze({ ...this.#invalid }),
+      elections: this.elections,
+      renewals: this.renewals,
+      depositions: this.depositions,
+      leaderChanges: this.leaderChanges,
+      leaderHandlerRuns: this.leaderHandlerRuns,
+      handlerErrors: this.handlerErrors,
+      storageSaves: this.storageSaves,
+      wakeups: this.wakeups,
+      staleIncarnations: this.staleIncarnations,
+      transport,
+    });
+  }
+}

@@ -1,0 +1,288 @@
+/**
+ * `npm run bench`: election timings and message counts of real runtime nodes, on a virtual
+ * clock and an in-memory network with a fixed one-way delay. The figures are in virtual time,
+ * so they are the same on every run and every machine; only the wall time of the bench varies.
+ *
+ * Prints tables and writes the same figures to `.bench-out/latest.json`. Exits 1 if a target or
+ * an expected figure is missed (the figures are printed either way).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { arch, availableParallelism, cpus, release, type } from 'node:os';
+import process from 'node:process';
+import { fileURLToPath } from 'node:url';
+import { measureReal, printReal, type RealResult } from './real.js';
+import { coldStart, failover, handoff, renewalTraffic, type Setup } from './scenarios.js';
+import { round, roundSummary, scale, summarize, type Summary } from './stats.js';
+
+const LEASE_MS = 1000;
+const DELAY_MS = 1;
+const SIZES = [3, 5] as const;
+const COLD_STARTS = 100;
+const CRASHES = 1000;
+const HANDOFFS = 100;
+const RENEWALS = 90;
+
+/** Failover targets, as multiples of leaseMs. */
+const FAILOVER_P50_TARGET = 1.0;
+const FAILOVER_P99_TARGET = 1.2;
+/** A graceful handoff: Release, Prepare, Promise, Accept, Accepted. */
+const HANDOFF_DELAYS_EXPECTED = 5;
+
+interface Check {
+  readonly name: string;
+  readonly pass: boolean;
+}
+
+interface SizeResult {
+  readonly nodes: number;
+  /** In multiples of leaseMs. */
+  readonly coldStart: Summary;
+  /** In multiples of leaseMs. */
+  readonly failover: Summary;
+  /** Failovers won by the first round after the crash, and the slowest of them (× leaseMs). */
+  readonly failoverOneRound: { readonly count: number; readonly max: number };
+  /** Failovers that took several rounds: followers that campaigned at about the same time. */
+  readonly failoverAfterDuel: Summary | { readonly count: 0 };
+  readonly handoffMs: Summary;
+  readonly handoffDelays: Summary;
+  readonly messagesPerRenewal: number;
+  readonly messagesPerRenewalByType: Record<string, number>;
+  readonly checks: Check[];
+}
+
+function seeds(count: number, base: number): number[] {
+  return Array.from({ length: count }, (_, i) => base + i);
+}
+
+function cpuModel(): string {
+  return cpus()[0]?.model.trim() ?? 'unknown cpu';
+}
+
+function mark(pass: boolean): string {
+  return pass ? 'PASS' : 'MISS';
+}
+
+function f3(value: number): string {
+  return value.toFixed(3);
+}
+
+/** One table row: cells padded to the widths given. */
+function row(cells: readonly string[], widths: readonly number[]): string {
+  return `  ${cells.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ')}`.trimEnd();
+}
+
+async function measure(size: number): Promise<SizeResult> {
+  const setup: Setup = { size, leaseMs: LEASE_MS, delayMs: DELAY_MS };
+  const base = size * 100_000;
+  process.stderr.write(`measuring ${size} nodes…\n`);
+
+  const cold = scale(summarize(await coldStart(setup, seeds(COLD_STARTS, base))), LEASE_MS);
+
+  const crashes = await failover(setup, seeds(CRASHES, base + 10_000));
+  const fail = scale(summarize(crashes.map((c) => c.ms)), LEASE_MS);
+  const single = crashes.filter((c) => c.rounds === 1).map((c) => c.ms);
+  const duels = crashes.filter((c) => c.rounds > 1).map((c) => c.ms);
+
+  const hand = summarize(await handoff(setup, seeds(HANDOFFS, base + 20_000)));
+  const delays = scale(hand, DELAY_MS);
+
+  const traffic = await renewalTraffic(setup, base + 30_000, RENEWALS);
+  const perRenewal = traffic.frames / traffic.renewals;
+
+  const checks: Check[] = [
+    {
+      name: `${size} nodes: failover p50 ≤ ${FAILOVER_P50_TARGET.toFixed(1)}× leaseMs`,
+      pass: fail.p50 <= FAILOVER_P50_TARGET,
+    },
+    {
+      name: `${size} nodes: failover p99 ≤ ${FAILOVER_P99_TARGET.toFixed(1)}× leaseMs`,
+      pass: fail.p99 <= FAILOVER_P99_TARGET,
+    },
+    {
+      name: `${size} nodes: handoff = ${HANDOFF_DELAYS_EXPECTED} one-way delays`,
+      pass: delays.p50 === HANDOFF_DELAYS_EXPECTED && delays.max === HANDOFF_DELAYS_EXPECTED,
+    },
+    {
+      name: `${size} nodes: messages per renewal = 4(N−1)`,
+      pass: perRenewal === 4 * (size - 1),
+    },
+  ];
+
+  return {
+    nodes: size,
+    coldStart: roundSummary(cold),
+    failover: roundSummary(fail),
+    failoverOneRound: { count: single.length, max: round(Math.max(...single) / LEASE_MS) },
+    failoverAfterDuel:
+      duels.length === 0 ? { count: 0 } : roundSummary(scale(summarize(duels), LEASE_MS)),
+    handoffMs: roundSummary(hand),
+    handoffDelays: roundSummary(delays),
+    messagesPerRenewal: round(perRenewal),
+    messagesPerRenewalByType: Object.fromEntries(
+      Object.entries(traffic.byType).map(([t, n]) => [t.replace(/^lease\./, ''), round(n)]),
+    ),
+    checks,
+  };
+}
+
+function print(results: readonly SizeResult[]): void {
+  const check = (r: SizeResult, index: number): string => mark(r.checks[index]?.pass ?? false);
+
+  console.log(
+    `Time to first leader after a cold start, in leaseMs (${COLD_STARTS} starts each).\n` +
+      'Expected: the restart silence (1.0), a random wait of up to 0.1, one round.',
+  );
+  let w = [5, 6, 6, 6, 6, 6];
+  console.log(row(['nodes', 'min', 'p50', 'p90', 'p99', 'max'], w));
+  for (const r of results) {
+    const s = r.coldStart;
+    console.log(row([`${r.nodes}`, f3(s.min), f3(s.p50), f3(s.p90), f3(s.p99), f3(s.max)], w));
+  }
+
+  console.log(
+    `\nFailover after a leader crash, in leaseMs (${CRASHES} crashes each, at random moments ` +
+      'of the renewal cycle).\n' +
+      `Targets: p50 ≤ ${FAILOVER_P50_TARGET.toFixed(1)}, p99 ≤ ${FAILOVER_P99_TARGET.toFixed(1)}. ` +
+      '"one round": won by the first round after the crash; "duel": several rounds.',
+  );
+  w = [5, 6, 11, 6, 11, 6, 17, 17];
+  console.log(
+    row(['nodes', 'min', 'p50', 'p90', 'p99', 'max', 'one round (max)', 'duel (max)'], w),
+  );
+  for (const r of results) {
+    const s = r.failover;
+    const duel = r.failoverAfterDuel;
+    console.log(
+      row(
+        [
+          `${r.nodes}`,
+          f3(s.min),
+          `${f3(s.p50)} ${check(r, 0)}`,
+          f3(s.p90),
+          `${f3(s.p99)} ${check(r, 1)}`,
+          f3(s.max),
+          `${r.failoverOneRound.count} (${f3(r.failoverOneRound.max)})`,
+          'max' in duel ? `${duel.count} (${f3(duel.max)})` : '0',
+        ],
+        w,
+      ),
+    );
+  }
+
+  console.log(
+    `\nGraceful handoff: stop() on the leader until the successor's onLeader (${HANDOFFS} ` +
+      `stops each).\nExpected: ${HANDOFF_DELAYS_EXPECTED} one-way delays ` +
+      '(Release, Prepare, Promise, Accept, Accepted).',
+  );
+  w = [5, 7, 7, 15, 8];
+  console.log(row(['nodes', 'p50 ms', 'max ms', 'in delays (max)', 'expected'], w));
+  for (const r of results) {
+    const h = r.handoffMs;
+    const d = r.handoffDelays;
+    console.log(
+      row(
+        [
+          `${r.nodes}`,
+          `${h.p50}`,
+          `${h.max}`,
+          `${d.p50} (${d.max})`,
+          `${HANDOFF_DELAYS_EXPECTED} ${check(r, 2)}`,
+        ],
+        w,
+      ),
+    );
+  }
+
+  console.log(
+    `\nMessages per lease renewal: frames handed to the transports' send, in steady state ` +
+      `(${RENEWALS} renewals each).\nExpected: 4(N−1) (Prepare, Promise, Accept, Accepted to ` +
+      'and from every other node).',
+  );
+  w = [5, 11, 42, 8];
+  console.log(row(['nodes', 'per renewal', 'by type', 'expected'], w));
+  for (const r of results) {
+    const byType = Object.entries(r.messagesPerRenewalByType)
+      .map(([t, n]) => `${t} ${n}`)
+      .join(', ');
+    console.log(
+      row(
+        [`${r.nodes}`, `${r.messagesPerRenewal}`, byType, `${4 * (r.nodes - 1)} ${check(r, 3)}`],
+        w,
+      ),
+    );
+  }
+}
+
+async function main(): Promise<void> {
+  const began = performance.now();
+  const machine = {
+    os: `${type()} ${release()}`,
+    arch: arch(),
+    cpu: cpuModel(),
+    cores: availableParallelism(),
+    node: process.version,
+  };
+  console.log('synod bench: real nodes (createNode) on a virtual clock');
+  console.log(
+    `settings: leaseMs ${LEASE_MS}; in-memory network, fixed one-way delay ${DELAY_MS} ms, ` +
+      'no loss; figures in virtual time (identical on every run)',
+  );
+  console.log(
+    `machine:  ${machine.os} (${machine.arch}), ${machine.cpu}, ${machine.cores} cores, ` +
+      `node ${machine.node}\n`,
+  );
+
+  const results: SizeResult[] = [];
+  for (const size of SIZES) results.push(await measure(size));
+  print(results);
+
+  // Then the figures on real sockets and processes (skipped with --virtual).
+  let real: RealResult | null = null;
+  if (!process.argv.includes('--virtual')) {
+    real = await measureReal();
+    printReal(real);
+  }
+
+  const wallSeconds = round((performance.now() - began) / 1000, 1);
+  const checks = [...results.flatMap((r) => r.checks), ...(real?.checks ?? [])];
+  const missed = checks.filter((c) => !c.pass);
+  console.log(
+    `\n${checks.length - missed.length} of ${checks.length} targets and expectations met` +
+      (missed.length === 0 ? '' : `; MISS: ${missed.map((c) => c.name).join('; ')}`) +
+      `\nwall time ${wallSeconds} s`,
+  );
+
+  const report = {
+    machine,
+    settings: {
+      leaseMs: LEASE_MS,
+      oneWayDelayMs: DELAY_MS,
+      coldStarts: COLD_STARTS,
+      crashes: CRASHES,
+      handoffs: HANDOFFS,
+      renewals: RENEWALS,
+      units: {
+        coldStart: 'leaseMs',
+        failover: 'leaseMs',
+        handoffMs: 'ms',
+        handoffDelays: 'one-way delays',
+      },
+    },
+    targets: {
+      failoverP50: FAILOVER_P50_TARGET,
+      failoverP99: FAILOVER_P99_TARGET,
+      handoffDelays: HANDOFF_DELAYS_EXPECTED,
+      messagesPerRenewal: '4(N-1)',
+    },
+    results,
+    real,
+    wallSeconds,
+  };
+  const dir = fileURLToPath(new URL('../../../.bench-out/', import.meta.url));
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(`${dir}latest.json`, `${JSON.stringify(report, null, 2)}\n`);
+  console.log('written to .bench-out/latest.json');
+  if (missed.length > 0) process.exitCode = 1;
+}
+
+await main();

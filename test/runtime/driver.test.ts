@@ -1,0 +1,165 @@
+import assert from 'node:assert/strict';
+import type { ProtocolMessage } from '../../lib/codec/messages.js';
+import { decodeFrame } from '../../lib/codec/messages.js';
+import type { LeaseMessage } from '../../lib/lease/messages.js';
+import { Driver, type MachineInput, type PureMachine } from '../../lib/node/driver.js';
+import { NodeLogger } from '../../lib/node/logger.js';
+import { NodeCounters } from '../../lib/node/stats.js';
+import type { Storage } from '../../lib/storage.js';
+import { VirtualClock } from '../../lib/testing/virtual-clock.js';
+import type { Output } from '../../lib/types.js';
+import { idleTransport } from './helpers.js';
+
+type Out = Output<LeaseMessage, string, string>;
+
+const PREPARE: LeaseMessage = {
+  type: 'lease.prepare',
+  ballot: { round: 1, node: 'a', incarnation: '0123456789abcdef' },
+};
+
+/** A machine that returns scripted outputs and records the `now` of every call. */
+class ScriptedMachine implements PureMachine<LeaseMessage, string, string> {
+  readonly calls: { type: string; now: number }[] = [];
+  next: (now: number) => Out = () => ({ send: [], persist: null, events: [], wakeAt: null });
+
+  start(now: number): Out {
+    this.calls.push({ type: 'start', now });
+    return this.next(now);
+  }
+
+  handle(input: MachineInput<LeaseMessage>, now: number): Out {
+    this.calls.push({ type: input.type, now });
+    return this.next(now);
+  }
+}
+
+function harness(storage: Storage<string> | null = null): {
+  clock: VirtualClock;
+  machine: ScriptedMachine;
+  driver: Driver<LeaseMessage, string, string>;
+  log: string[];
+  fatal: unknown[];
+} {
+  const clock = new VirtualClock();
+  const machine = new ScriptedMachine();
+  const log: string[] = [];
+  const fatal: unknown[] = [];
+  const transport = idleTransport('a', ['a', 'b', 'c']);
+  transport.send = (to, frame) => {
+    const decoded = decodeFrame(frame, { cluster: 'synod', self: to, peers: new Set(['a']) });
+    assert.ok(decoded.ok, 'the driver sends valid frames');
+    log.push(`send ${to}`);
+  };
+  const driver = new Driver<LeaseMessage, string, string>(machine, {
+    id: 'a',
+    incarnation: '0123456789abcdef',
+    cluster: 'synod',
+    peers: ['a', 'b', 'c'],
+    transport,
+    clock,
+    scheduler: clock,
+    storage,
+    log: new NodeLogger({ logger: null, logLevel: null, id: 'a' }),
+    counters: new NodeCounters(),
+    accepts: (m: ProtocolMessage): m is LeaseMessage => m.type.startsWith('lease.'),
+    onEvents: (events) => {
+      for (const e of events) log.push(`event ${e}`);
+    },
+    afterStep: () => undefined,
+    extraWake: () => null,
+    onFatal: (error) => fatal.push(error),
+  });
+  return { clock, machine, driver, log, fatal };
+}
+
+describe('driver', () => {
+  it('applies an output as persist, then send, then events', async () => {
+    const order: string[] = [];
+    let release: () => void = () => undefined;
+    const storage: Storage<string> = {
+      load: () => Promise.resolve(null),
+      save: (record) => {
+        order.push(`save ${record}`);
+        return new Promise((resolve) => (release = resolve));
+      },
+    };
+    const { driver, machine, log, clock } = harness(storage);
+    machine.next = () => ({
+      send: [
+        { to: 'b', message: PREPARE },
+        { to: 'a', message: PREPARE },
+        { to: 'c', message: PREPARE },
+      ],
+      persist: 'r1',
+      events: ['e1'],
+      wakeAt: null,
+    });
+    driver.begin();
+    // A second output without a persist still waits behind the first one's write.
+    machine.next = () => ({
+      send: [{ to: 'c', message: PREPARE }],
+      persist: null,
+      events: ['e2'],
+      wakeAt: null,
+    });
+    driver.step((now) => machine.handle({ type: 'tick' }, now));
+    await clock.advance(0);
+    assert.deepEqual(order, ['save r1']);
+    assert.deepEqual(log, [], 'nothing is sent before the write is durable');
+    release();
+    await driver.settled();
+    assert.deepEqual(log, ['send b', 'send c', 'event e1', 'send c', 'event e2']);
+  });
+
+  it('applies an output in the same turn without storage', () => {
+    const { driver, machine, log } = harness();
+    machine.next = () => ({
+      send: [{ to: 'b', message: PREPARE }],
+      persist: 'r',
+      events: ['e'],
+      wakeAt: null,
+    });
+    driver.begin();
+    assert.deepEqual(log, ['send b', 'event e']);
+  });
+
+  it('keeps exactly one timer, at the machine’s current earliest wake-up, and ticks with the clock', async () => {
+    const { driver, machine, clock } = harness();
+    const wakes = [100.2, 50, 70];
+    machine.next = () => ({ send: [], persist: null, events: [], wakeAt: wakes.shift() ?? null });
+    driver.begin();
+    driver.step((now) => machine.handle({ type: 'tick' }, now));
+    driver.step((now) => machine.handle({ type: 'tick' }, now));
+    assert.equal(clock.pending, 1);
+    assert.equal(clock.nextDueAt(), 70);
+    await clock.advance(69);
+    assert.equal(machine.calls.filter((c) => c.type === 'tick').length, 2);
+    await clock.advance(1);
+    assert.deepEqual(machine.calls.at(-1), { type: 'tick', now: 70 });
+    assert.equal(clock.pending, 0);
+  });
+
+  it('rounds a fractional wake-up up and never sets a timer in the past', async () => {
+    const { driver, machine, clock } = harness();
+    const wakes: (number | null)[] = [10.3, 5, null];
+    machine.next = () => ({ send: [], persist: null, events: [], wakeAt: wakes.shift() ?? null });
+    driver.begin();
+    assert.equal(clock.nextDueAt(), 11);
+    await clock.advance(11);
+    // The machine asked for a time already past: the driver waits the minimum 1 ms.
+    assert.equal(clock.nextDueAt(), 12);
+    await clock.advance(1);
+    assert.equal(clock.pending, 0);
+  });
+
+  it('halts on a machine that throws and reports it', () => {
+    const { driver, machine, fatal, clock } = harness();
+    machine.next = () => {
+      throw new Error('bug');
+    };
+    driver.begin();
+    assert.equal(driver.halted, true);
+    assert.equal((fatal[0] as Error).message, 'bug');
+    assert.equal(clock.pending, 0);
+  });
+});

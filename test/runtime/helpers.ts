@@ -1,0 +1,69 @@
+import type { LoggerLike } from '../../lib/options.js';
+import type { TestCluster } from '../../lib/testing/cluster.js';
+import type { Transport, TransportStats } from '../../lib/transport.js';
+
+export interface LogLine {
+  readonly level: string;
+  readonly fields: Record<string, unknown>;
+  readonly message: string;
+}
+
+/** A pino-compatible logger that keeps every line, at every level. */
+export function captureLogger(): LoggerLike & { readonly lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  const at =
+    (level: string) =>
+    (fields: object, message: string): void => {
+      lines.push({ level, fields: fields as Record<string, unknown>, message });
+    };
+  const logger = {
+    lines,
+    fatal: at('fatal'),
+    error: at('error'),
+    warn: at('warn'),
+    info: at('info'),
+    debug: at('debug'),
+    trace: at('trace'),
+    isLevelEnabled: (): boolean => true,
+  };
+  return logger;
+}
+
+/** A transport that does nothing: enough for option validation. */
+export function idleTransport(self: string, peers: readonly string[]): Transport {
+  const stats: TransportStats = {
+    sent: 0,
+    delivered: 0,
+    dropped: {
+      closed: 0,
+      'unknown-peer': 0,
+      unreachable: 0,
+      oversized: 0,
+      backpressure: 0,
+      'rate-limited': 0,
+      'no-handler': 0,
+    },
+    handlerErrors: 0,
+  };
+  return {
+    self,
+    peers: peers.filter((p) => p !== self),
+    start: () => Promise.resolve(),
+    send: () => undefined,
+    onMessage: () => () => undefined,
+    onPeer: () => () => undefined,
+    close: () => Promise.resolve(),
+    stats: () => stats,
+  };
+}
+
+/**
+ * Runs the cluster for `ms` of virtual time, checking after every timer that no two nodes
+ * believe they lead at once (`leader()` throws if they do).
+ */
+export async function runChecked(cluster: TestCluster, ms: number): Promise<void> {
+  await cluster.runUntil(() => {
+    cluster.leader();
+    return false;
+  }, ms);
+}

@@ -1,0 +1,329 @@
+import assert from 'node:assert/strict';
+import { LEASE_MUTANTS } from '../sim/mutants.js';
+import { between, is, Scenario, type Wire } from './harness.js';
+
+type Factory = (typeof LEASE_MUTANTS)[keyof typeof LEASE_MUTANTS];
+
+const L = 1000;
+const RHO = 0.01;
+const BELIEVE = (L * (1 - RHO)) / (1 + RHO) - 10;
+
+/** Runs until someone leads and returns who. */
+function awaitLeader(s: Scenario, maxMs = 3 * L): string {
+  s.runUntilTrue(() => s.leaders().length > 0, maxMs, 'an election');
+  const [leader] = s.leaders();
+  assert.ok(leader !== undefined);
+  return leader;
+}
+
+function term(s: Scenario, id: string): number {
+  const t = s.machine(id).term;
+  assert.ok(t !== null, `${id} holds no lease`);
+  return t;
+}
+
+describe('named fault schedules', () => {
+  it('duelling proposers: campaigns that cross end with one leader', () => {
+    let duels = 0;
+    for (let seed = 1; seed <= 20; seed++) {
+      // Delays of a tenth of the lease: rounds take long enough that campaigns cross.
+      const s = new Scenario({ ids: ['a', 'b', 'c'], seed, delayMs: L / 20 });
+      s.start();
+      const leader = awaitLeader(s);
+      const campaigners = new Set(s.sent.filter(is('lease.prepare')).map((w) => w.from));
+      if (campaigners.size > 1) duels++;
+      s.run(10 * L);
+      assert.deepEqual(s.leaders(), [leader], `seed ${seed}: the winner keeps the lease`);
+      s.assertSafe();
+    }
+    assert.ok(duels >= 5, `only ${duels} of 20 seeds duelled`);
+  });
+
+  it('one-way partition of the leader: it hears nothing back, lapses, and a successor follows', () => {
+    const s = new Scenario({ ids: ['a', 'b', 'c'] });
+    s.start();
+    const old = awaitLeader(s);
+    const oldTerm = term(s, old);
+    // The leader's messages still go out, but nothing reaches it.
+    s.rule((w) => w.to === old, 'drop');
+    const cutAt = s.t;
+    s.runUntilTrue(() => !s.leaders().includes(old), 2 * L, 'the old leader stepping down');
+    assert.ok(s.t - cutAt <= BELIEVE + 1, 'it stepped down by its own deadline');
+    s.runUntilTrue(() => s.leaders().length === 1, 4 * L, 'a successor');
+    const next = s.leaders()[0];
+    assert.ok(next !== undefined && next !== old);
+    assert.ok(term(s, next) > oldTerm);
+    s.run(5 * L);
+    s.assertSafe();
+  });
+
+  it('one-way partition of the leader: it is heard by none, keeps believing alone until its deadline', () => {
+    const s = new Scenario({ ids: ['a', 'b', 'c'] });
+    s.start();
+    const old = awaitLeader(s);
+    s.rule((w) => w.from === old, 'drop');
+    s.runUntilTrue(
+      () => s.leaders().some((id) => id !== old),
+      4 * L,
+      'a successor while the old leader is muted',
+    );
+    s.run(5 * L);
+    s.assertSafe();
+  });
+
+  it('a leader stalled longer than a lease acts on nothing when it resumes', () => {
+    const run = (factory?: Factory): { s: Scenario; acted: boolean; old: string } => {
+      const s = new Scenario({ ids: ['a', 'b', 'c'], ...(factory ? { factory } : {}) });
+      s.start();
+      const old = awaitLeader(s);
+      s.run(L / 2);
+      s.stall(old, 3 * L);
+      s.runUntilTrue(() => s.leaders().some((id) => id !== old), 4 * L, 'a successor');
+      s.runUntil(s.node(old).stalledUntil - 1);
+      // Its application's timer was due before the lease timer: after the stall it runs first.
+      s.resume(old);
+      const acted = s.act(old);
+      s.run(3 * L);
+      return { s, acted, old };
+    };
+    const { s, acted, old } = run();
+    assert.equal(acted, false, 'its clock says the lease is over, whatever its timers say');
+    assert.equal(s.leaders().includes(old), false);
+    s.assertSafe();
+    const broken = run(LEASE_MUTANTS.flagLeader);
+    assert.ok(broken.s.checker.violations.some((v) => v.kind === 'actionOutsideLease'));
+  });
+
+  it('clock drift at the bound, both ways: a slow leader and fast followers never overlap', () => {
+    const run = (leaderRate: number, followerRate: number, factory?: Factory): Scenario => {
+      const s = new Scenario({
+        ids: ['a', 'b', 'c'],
+        leaseMs: 10_000,
+        rates: { a: leaderRate, b: followerRate, c: followerRate },
+        delayMs: 1,
+        ...(factory ? { factory } : {}),
+      });
+      s.start();
+      // a wins: the others' campaigns are dropped until it does.
+      const quiet = s.rule((w) => w.message.type === 'lease.prepare' && w.from !== 'a', 'drop');
+      s.runUntilTrue(() => s.leaders().includes('a'), 5 * s.leaseMs, 'a elected');
+      quiet();
+      // Right after its first renewal, a is cut off; b and c take over as early as they may.
+      s.runUntilTrue(
+        () => s.sent.filter(is('lease.accept', 'a')).length >= 4,
+        s.leaseMs,
+        'a renewal',
+      );
+      s.run(5);
+      s.rule((w) => w.from === 'a' || w.to === 'a', 'drop');
+      s.runUntilTrue(() => s.leaders().some((id) => id !== 'a'), 3 * s.leaseMs, 'a successor');
+      s.run(2 * s.leaseMs);
+      return s;
+    };
+    run(1 - RHO, 1 + RHO).assertSafe();
+    run(1 + RHO, 1 - RHO).assertSafe();
+    const broken = run(1 - RHO, 1 + RHO, LEASE_MUTANTS.noDrift);
+    assert.ok(
+      broken.checker.violations.some((v) => v.kind === 'leaseOverlap'),
+      'believing L − margin with a slow clock against fast ones gives two leaders here',
+    );
+  });
+
+  it('slow votes do not stretch the lease: it is timed from before the Prepare', () => {
+    const run = (factory?: Factory): Scenario => {
+      const s = new Scenario({ ids: ['a', 'b', 'c'], delayMs: 1, ...(factory ? { factory } : {}) });
+      s.start();
+      const quiet = s.rule((w) => w.message.type === 'lease.prepare' && w.from !== 'a', 'drop');
+      s.runUntilTrue(() => s.leaders().includes('a'), 3 * L, 'a elected');
+      quiet();
+      // The votes of a's next renewal come back slowly; then a is cut off.
+      const slow = s.rule(is('lease.accepted', undefined, 'a'), L / 5);
+      s.runUntilTrue(
+        () => s.sent.filter(is('lease.accepted', undefined, 'a')).length >= 4,
+        L,
+        'votes',
+      );
+      s.run(L / 5 + 2);
+      slow();
+      s.rule((w) => w.from === 'a' || w.to === 'a', 'drop');
+      s.runUntilTrue(() => s.leaders().some((id) => id !== 'a'), 3 * L, 'a successor');
+      s.run(2 * L);
+      return s;
+    };
+    run().assertSafe();
+    const broken = run(LEASE_MUTANTS.timerFromMajority);
+    assert.ok(broken.checker.violations.some((v) => v.kind === 'leaseOverlap'));
+  });
+
+  it('an acceptor that promised, restarted and came back stays silent for a lease', () => {
+    const run = (factory?: Factory): { s: Scenario; leader: string } => {
+      const s = new Scenario({ ids: ['a', 'b', 'c'], ...(factory ? { factory } : {}) });
+      s.start();
+      const leader = awaitLeader(s);
+      const [voter, other] = ['a', 'b', 'c'].filter((id) => id !== leader) as [string, string];
+      // The other follower hears nothing more from the leader, so it will campaign once the
+      // lease it last heard of lapses, about a lease period from now.
+      s.rule(between(leader, other), 'drop');
+      s.run(0.6 * L);
+      // The voter dies right after acknowledging a renewal, returns at once without its disk,
+      // and the leader's next messages to it are slow: only the silence protects the lease.
+      const before = s.sent.filter(is('lease.accepted', voter, leader)).length;
+      s.runUntilTrue(
+        () => s.sent.filter(is('lease.accepted', voter, leader)).length > before,
+        L,
+        'a vote',
+      );
+      s.crash(voter);
+      s.restart(voter, { storage: false });
+      const slow = s.rule(between(leader, voter), 'drop');
+      s.run(L / 2);
+      slow();
+      return { s, leader };
+    };
+    const { s, leader } = run();
+    assert.deepEqual(s.leaders(), [leader], 'the restarted voter gave the challenger nothing');
+    s.run(4 * L);
+    s.assertSafe();
+    const broken = run(LEASE_MUTANTS.noSilence);
+    assert.ok(broken.s.checker.violations.some((v) => v.kind === 'leaseOverlap'));
+  });
+
+  it('a promise sent just before its sender crashed, counted while the proposer stalled, cannot overwrite a live lease', () => {
+    const run = (factory?: Factory): Scenario => {
+      const s = new Scenario({
+        ids: ['p', 'x', 'a'],
+        // x has been around: its rounds are far above anything p will use.
+        records: { x: { promised: null, maxRound: 20 } },
+        ...(factory ? { factory } : {}),
+      });
+      // p never hears from x, nor x from p; a campaigns for nobody; x's Releases are lost.
+      s.rule((w) => (w.from === 'x' && w.to === 'p') || (w.from === 'p' && w.to === 'x'), 'drop');
+      s.rule(is('lease.release', 'x'), 'drop');
+      s.rule((w) => w.from === 'a' && w.message.type === 'lease.prepare', 'drop');
+      s.start('x', 'a');
+      // a promises x's ballot and dies right after: the promise is in flight, x counts it.
+      s.runUntilTrue(() => s.sent.some(is('lease.promise', 'a', 'x')), 3 * L, "a's promise to x");
+      s.crash('a');
+      const holdAccept = s.rule(is('lease.accept', 'x', 'a'), 'hold');
+      s.runUntilTrue(() => s.held.length > 0, L, "x's Accept to a");
+      holdAccept();
+      // x stalls with its Accept to a still in flight.
+      s.stall('x', 4 * L);
+      s.restart('a', { storage: false });
+      s.start('p');
+      // After their silence, p and a elect p, with a ballot below x's that p never heard of.
+      s.runUntilTrue(() => s.leaders().includes('p'), 4 * L, 'p elected');
+      // x's old Accept reaches a; x resumes and campaigns again.
+      s.release();
+      s.run(5);
+      s.resume('x');
+      s.run(2 * L);
+      return s;
+    };
+    const good = run();
+    good.assertSafe();
+    assert.deepEqual(good.leaders(), ['p'], 'p keeps its lease');
+    const broken = run(LEASE_MUTANTS.overwritesLease);
+    assert.ok(
+      broken.checker.violations.some((v) => v.kind === 'leaseOverlap'),
+      'an acceptor that lets an Accept overwrite a live lease gives two leaders here',
+    );
+  });
+
+  it('a renewal Accept delayed past the lease, delivered to a node that never saw the round, backs nobody', () => {
+    const s = new Scenario({ ids: ['a', 'b', 'c'] });
+    s.start();
+    const leader = awaitLeader(s);
+    const [b, c] = ['a', 'b', 'c'].filter((id) => id !== leader) as [string, string];
+    // c never sees the next round's Prepare, and its Accept reaches c two leases late.
+    s.rule(is('lease.prepare', leader, c), 'drop');
+    const hold = s.rule(is('lease.accept', leader, c), 'hold');
+    s.runUntilTrue(() => s.held.length > 0, L, 'a renewal Accept to c');
+    hold();
+    // Then the leader dies.
+    s.crash(leader);
+    s.run(2 * L);
+    s.release();
+    s.run(4 * L);
+    const next = s.leaders();
+    assert.equal(next.length, 1, 'a successor leads');
+    assert.ok([b, c].includes(next[0] ?? ''));
+    s.assertSafe();
+  });
+
+  it('a Release delayed until after its owner won the next round clears nothing of the new lease', () => {
+    const run = (factory?: Factory): Scenario => {
+      const s = new Scenario({ ids: ['n', 'a', 'x'], ...(factory ? { factory } : {}) });
+      s.start();
+      // n leads; x never hears from n (so x will campaign the moment a is free).
+      const quiet = s.rule((w) => w.message.type === 'lease.prepare' && w.from !== 'n', 'drop');
+      s.rule((w) => w.from === 'n' && w.to === 'x', 'drop');
+      s.runUntilTrue(() => s.leaders().includes('n'), 3 * L, 'n elected');
+      // n stops; its Release to a is held back.
+      s.rule(is('lease.release', 'n', 'a'), 'hold');
+      s.stop('n', true);
+      // n comes back (a new incarnation) and wins again through a.
+      s.restart('n', { storage: true });
+      s.runUntilTrue(() => s.leaders().includes('n'), 4 * L, 'n elected again');
+      // The stale Release reaches a; x is free to campaign from now on.
+      s.release();
+      quiet();
+      s.run(2 * L);
+      return s;
+    };
+    const good = run();
+    good.assertSafe();
+    const broken = run(LEASE_MUTANTS.releaseClearsAny);
+    assert.ok(
+      broken.checker.violations.some((v) => v.kind === 'leaseOverlap'),
+      "a Release that clears another owner's value gives two leaders here",
+    );
+  });
+
+  it('stop() during a renewal in flight releases that renewal too, and the successor leads at once', () => {
+    const s = new Scenario({ ids: ['a', 'b', 'c'], delayMs: 2 });
+    s.start();
+    const old = awaitLeader(s);
+    s.runUntilTrue(
+      () => s.sent.filter(is('lease.prepare', old)).length >= 4,
+      L,
+      'a renewal under way',
+    );
+    const renewal = [...s.sent].reverse().find(is('lease.prepare', old));
+    assert.ok(renewal?.message.type === 'lease.prepare');
+    const stoppedAt = s.t;
+    s.stop(old, true);
+    const release = s.sent.find(is('lease.release', old));
+    assert.ok(release?.message.type === 'lease.release');
+    assert.deepEqual(
+      release.message.ballot,
+      renewal.message.ballot,
+      'the Release covers the renewal',
+    );
+    s.runUntilTrue(() => s.leaders().length === 1, L, 'a successor');
+    assert.ok(s.t - stoppedAt <= 12, `handoff took ${s.t - stoppedAt} ms (five delays of 2 ms)`);
+    s.run(3 * L);
+    s.assertSafe();
+  });
+
+  it('a ballot made without the incarnation is reused after a restart without disk', () => {
+    const run = (factory?: Factory): Scenario => {
+      const s = new Scenario({ ids: ['a', 'b', 'c'], ...(factory ? { factory } : {}) });
+      s.start();
+      s.rule((w) => w.message.type === 'lease.prepare' && w.from !== 'a', 'drop');
+      s.runUntilTrue(() => s.leaders().includes('a'), 3 * L, 'a elected');
+      s.run(L); // a few renewals: rounds 2, 3, 4
+      s.crash('a');
+      // a returns without disk and hears nothing during its silence: its rounds start over.
+      const deaf = s.rule((w: Wire) => w.to === 'a', 'drop');
+      s.restart('a', { storage: false });
+      s.run(L + L / 5);
+      deaf();
+      s.run(2 * L);
+      return s;
+    };
+    run().assertSafe();
+    const broken = run(LEASE_MUTANTS.noIncarnation);
+    assert.ok(broken.checker.violations.some((v) => v.kind === 'ballotReused'));
+  });
+});
