@@ -8,7 +8,9 @@ import { LeaseMachine, type LeaseConfig, type LeaseRecord } from '../../lib/leas
 import type { AcceptedLease, LeaseValue } from '../../lib/lease/messages.js';
 import { LeaseProposer, type LeaseProposerConfig, type Sink } from '../../lib/lease/proposer.js';
 import type { LeaseAcceptorConfig } from '../../lib/lease/acceptor.js';
+import { Acceptor, type AcceptorState } from '../../lib/paxos/acceptor.js';
 import type { Ballot } from '../../lib/paxos/ballot.js';
+import { DecreeMachine, type DecreeConfig, type DecreeRecord } from '../../lib/paxos/decree.js';
 import type { Owner } from '../../lib/types.js';
 
 /** Accepts and promises whatever ballot comes, ignoring its promise. */
@@ -141,3 +143,30 @@ export const LEASE_MUTANTS = {
 } satisfies Record<string, LeaseFactory>;
 
 export type LeaseMutantName = keyof typeof LEASE_MUTANTS;
+
+/** The Basic Paxos acceptor that ignores its promise, for the decree workload. */
+class IgnoresPromiseDecreeAcceptor extends Acceptor<string> {
+  protected override admitsPrepare(): boolean {
+    return true;
+  }
+  protected override admitsAccept(): boolean {
+    return true;
+  }
+}
+
+class IgnoresPromiseDecree extends DecreeMachine {
+  protected override createAcceptor(restored: AcceptorState<string> | null): Acceptor<string> {
+    return new IgnoresPromiseDecreeAcceptor(restored);
+  }
+}
+
+/**
+ * Acceptors that ignore their promise, in both the lease and the Basic Paxos decrees. For the
+ * lease alone the exclusive rule (A2) and the timing keep leases disjoint anyway (docs/design.md),
+ * so it is the decrees, where two values get chosen, that give this variant away.
+ */
+export const ignoresPromiseVariant = {
+  createLease: LEASE_MUTANTS.ignoresPromise,
+  createDecree: (config: DecreeConfig, restored: DecreeRecord | null): DecreeMachine =>
+    new IgnoresPromiseDecree(config, restored),
+};

@@ -8,6 +8,9 @@ export const PROFILES = [
   'stalls',
   'drift',
   'partitions',
+  'restarts',
+  'staleAccepts',
+  'slowVotes',
 ] as const;
 
 export type ProfileName = (typeof PROFILES)[number];
@@ -186,6 +189,36 @@ function drawRates(rng: Rng, profile: ProfileName): FaultRates {
         partition: base.partition * 4,
         oneWay: base.oneWay * 4,
         slow: base.slow * 2,
+      };
+    case 'restarts':
+      // Voters that die and come back at once without their storage, while one-way partitions
+      // keep some followers from hearing the leader: what the restart silence is for.
+      return {
+        ...base,
+        crash: base.crash * 6,
+        keepStorage: 0,
+        oneWay: base.oneWay * 4,
+        crashAfterSend: base.crashAfterSend * 10,
+      };
+    case 'staleAccepts':
+      // Accepts that outlive their sender's round: sent just before a stall or a crash, delayed
+      // past a restart of their receiver without its storage.
+      return {
+        ...base,
+        keepStorage: 0,
+        loss: base.loss * 4,
+        longDelay: base.longDelay * 20,
+        crashAfterSend: base.crashAfterSend * 30,
+        stallAfterSend: base.stallAfterSend * 15,
+      };
+    case 'slowVotes':
+      // Slow links around leaders, then cuts: votes that come back late, then a successor as
+      // soon as the acceptors' timers allow.
+      return {
+        ...base,
+        slow: base.slow * 6,
+        oneWay: base.oneWay * 4,
+        partition: base.partition * 2,
       };
     default: {
       const never: never = profile;
