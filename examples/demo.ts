@@ -230,10 +230,8 @@ async function main(): Promise<void> {
   // An election needs a majority out of its restart silence: the majority-th process to start.
   const starts = events.filter((e) => e.event === 'started').map((e) => e.at);
   const quorumStartedAt = starts[Math.floor(IDS.length / 2)] ?? startedAt;
-  note(
-    `first leader ${leases(first.at - quorumStartedAt)} after a majority of the processes ` +
-      `had started (${Math.round(quorumStartedAt - startedAt)} ms of process start-up before that)`,
-  );
+  note(`first leader ${leases(first.at - quorumStartedAt)} after a majority had started`);
+  note(`(process start-up took ${Math.round(quorumStartedAt - startedAt)} ms before that)`);
   note('(each node votes for nothing during its first lease period; then a random wait of up');
   note(' to leaseMs/10 and one Paxos round)');
 

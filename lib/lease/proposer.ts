@@ -192,11 +192,13 @@ export class LeaseProposer {
     if (round?.phase !== 'prepare' || !ballotEquals(round.ballot, ballot)) return;
     if (round.promises.has(from) || round.rejects.has(from)) return;
     if (maxRound >= ballot.round) {
-      // Someone already used this round: a term must be above every round its quorum saw.
-      this.#fail(now, out);
-      return;
+      // This voter has seen our round or a later one: it may not be part of the quorum that
+      // makes our term, which must be above every round its voters saw. Count it as a refusal;
+      // the other voters may still make a majority.
+      round.rejects.add(from);
+    } else {
+      round.promises.set(from, this.#isFree(accepted));
     }
-    round.promises.set(from, this.#isFree(accepted));
     let free = 0;
     for (const ok of round.promises.values()) if (ok) free++;
     if (free >= this.#quorum) {

@@ -1,3 +1,4 @@
+import { loadavg } from 'node:os';
 import { measureProcesses } from './processes.js';
 import { round, roundSummary, scale, type Summary } from './stats.js';
 import { measureInProcessHandoffs, measureLeaseRounds } from './websocket-round.js';
@@ -31,6 +32,8 @@ export interface RealCheck {
 
 export interface RealResult {
   readonly settings: Record<string, number>;
+  /** The machine's 1-minute load average before and after: these figures depend on it. */
+  readonly loadAverage: { readonly before: number; readonly after: number };
   /** In-process WebSocket round trip after an idle gap, and back to back. */
   readonly rttMs: Summary;
   readonly hotRttMs: Summary;
@@ -53,6 +56,7 @@ export interface RealResult {
 }
 
 export async function measureReal(): Promise<RealResult> {
+  const loadBefore = loadavg()[0] ?? Number.NaN;
   process.stderr.write('measuring lease rounds over WebSocket…\n');
   const rounds = await measureLeaseRounds({
     leaseMs: ROUND_LEASE_MS,
@@ -69,6 +73,7 @@ export async function measureReal(): Promise<RealResult> {
     kills: KILLS,
     stops: STOPS,
   });
+  const loadAfter = loadavg()[0] ?? Number.NaN;
   const ratioP50 = rounds.roundMs.p50 / rounds.rttMs.p50;
   const ratioP99 = rounds.roundMs.p99 / rounds.rttMs.p99;
   const failover = scale(processes.failoverMs, PROCESS_LEASE_MS);
@@ -95,6 +100,7 @@ export async function measureReal(): Promise<RealResult> {
     },
   ];
   return {
+    loadAverage: { before: round(loadBefore, 2), after: round(loadAfter, 2) },
     settings: {
       roundLeaseMs: ROUND_LEASE_MS,
       rounds: ROUNDS,
@@ -135,6 +141,10 @@ function ms(value: number): string {
 
 export function printReal(r: RealResult): void {
   const pass = (index: number): string => mark(r.checks[index]?.pass ?? false);
+  console.log(
+    '\nOn real time, sockets and processes: these figures depend on the machine and its load ' +
+      `(1-minute load average ${r.loadAverage.before} before, ${r.loadAverage.after} after).`,
+  );
   console.log(
     `\nReal sockets: three nodes in one process, each on its own WebSocketTransport over ` +
       `loopback (leaseMs ${ROUND_LEASE_MS}).\n` +

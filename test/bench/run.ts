@@ -3,6 +3,10 @@
  * clock and an in-memory network with a fixed one-way delay. The figures are in virtual time,
  * so they are the same on every run and every machine; only the wall time of the bench varies.
  *
+ * Then (unless `--virtual` is given) the figures on real time: lease rounds against the raw
+ * WebSocket round trip, and failover and handoff between real processes (see real.ts). Those
+ * depend on the machine and its load.
+ *
  * Prints tables and writes the same figures to `.bench-out/latest.json`. Exits 1 if a target or
  * an expected figure is missed (the figures are printed either way).
  */
@@ -222,7 +226,9 @@ async function main(): Promise<void> {
     cores: availableParallelism(),
     node: process.version,
   };
-  console.log('synod bench: real nodes (createNode) on a virtual clock');
+  console.log(
+    'synod bench: real nodes (createNode) on a virtual clock, then on real sockets and processes',
+  );
   console.log(
     `settings: leaseMs ${LEASE_MS}; in-memory network, fixed one-way delay ${DELAY_MS} ms, ` +
       'no loss; figures in virtual time (identical on every run)',

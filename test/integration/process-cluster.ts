@@ -31,6 +31,8 @@ export interface ProcessClusterOptions {
   readonly size?: number;
   readonly leaseMs: number;
   readonly actionEveryMs?: number;
+  /** Have every process write a line per protocol frame (see process-node.ts). */
+  readonly traceFrames?: boolean;
 }
 
 interface Run {
@@ -53,6 +55,7 @@ export class ProcessCluster {
   /** Every line of every process, in arrival order. */
   readonly lines: RunLine[] = [];
   readonly #actionEveryMs: number | undefined;
+  readonly #traceFrames: boolean;
   readonly #runs: Run[] = [];
   readonly #current = new Map<string, Run>();
   readonly #dir = mkdtempSync(join(tmpdir(), 'synod-processes-'));
@@ -68,6 +71,7 @@ export class ProcessCluster {
     this.urls = urls;
     this.leaseMs = options.leaseMs;
     this.#actionEveryMs = options.actionEveryMs;
+    this.#traceFrames = options.traceFrames ?? false;
   }
 
   /** Picks a free loopback port for each node; starts nothing. */
@@ -91,10 +95,13 @@ export class ProcessCluster {
       peers: this.urls,
       leaseMs: this.leaseMs,
       ...(this.#actionEveryMs === undefined ? {} : { actionEveryMs: this.#actionEveryMs }),
+      ...(this.#traceFrames ? { traceFrames: true } : {}),
     };
     const runNumber = this.#runs.length;
     const path = join(this.#dir, `run-${runNumber}.jsonl`);
     const out = openSync(path, 'w');
+    // No --enable-source-maps: the node formats the stack of every connection error it logs,
+    // and mapping it costs milliseconds of CPU in the middle of the protocol being measured.
     const child = spawn(process.execPath, [RUNNER, JSON.stringify(config)], {
       stdio: ['ignore', out, 'pipe'],
       env: { ...process.env, [SECRET_ENV]: SECRET },

@@ -22,7 +22,9 @@
  *   `stillLeader()` and, in the same turn, reads the clock *after* that check (`term`);
  * - `stepdown` when the term's signal aborts (`term`, `reason`);
  * - `stopping` when a signal asks for a graceful stop (read right before `stop()`), `stopped`;
- * - `error` if the node fails.
+ * - `error` if the node fails;
+ * - with `traceFrames`, `frame` for every protocol frame handed to or received from the
+ *   transport (`dir`: in or out, `peer`, `msg`: its type), to see where time goes.
  */
 import process from 'node:process';
 import { pathToFileURL } from 'node:url';
@@ -37,6 +39,8 @@ export interface ProcessNodeConfig {
   /** How often the leader acts; default 5. */
   readonly actionEveryMs?: number;
   readonly handoffTimeoutMs?: number;
+  /** Also write a `frame` line for every protocol frame in and out (`dir`, `peer`, `msg`). */
+  readonly traceFrames?: boolean;
 }
 
 /** The secret's environment variable. */
@@ -55,8 +59,8 @@ function main(): void {
   const now = sharedClock.now;
 
   const write = (type: string, fields: Record<string, unknown> = {}): void => {
-    // On Linux, writes to a pipe are synchronous: a line written is in the pipe even if the
-    // process is killed right after.
+    // stdout is a file or a pipe, and Node writes to both synchronously on Linux: a line
+    // written is kept even if the process is killed right after.
     process.stdout.write(
       `${JSON.stringify({ type, id, pid: process.pid, t: now(), ...fields })}\n`,
     );
@@ -72,9 +76,12 @@ function main(): void {
     secret,
     leaseMs: config.leaseMs,
     clock: sharedClock,
-    logger: observingLogger(() => {
-      noteDeadline();
-    }),
+    logger: observingLogger(
+      () => {
+        noteDeadline();
+      },
+      config.traceFrames === true ? write : null,
+    ),
     websocket: {
       // Dead peers are noticed and redialled quickly: processes here are killed on purpose.
       pingIntervalMs: 100,
@@ -173,9 +180,22 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
  * node logs each renewal (at debug), so the new deadline is written in the same turn as the
  * renewal. (The leader's action loop also looks every few ms, in case a renewal is not logged.)
  */
-function observingLogger(observe: () => void): LoggerLike {
+function observingLogger(
+  observe: () => void,
+  frames: ((type: string, fields: Record<string, unknown>) => void) | null,
+): LoggerLike {
   const quiet = (): void => {
     observe();
+  };
+  const trace = (fields: object, message: string): void => {
+    const f = fields as { from?: unknown; to?: unknown; type?: unknown };
+    if (frames !== null && (message === 'frame in' || message === 'frame out')) {
+      frames('frame', {
+        dir: message === 'frame in' ? 'in' : 'out',
+        peer: f.from ?? f.to,
+        msg: f.type,
+      });
+    }
   };
   const loud =
     (level: string) =>
@@ -189,8 +209,8 @@ function observingLogger(observe: () => void): LoggerLike {
     warn: loud('warn'),
     info: quiet,
     debug: quiet,
-    trace: quiet,
-    isLevelEnabled: (level) => level !== 'trace',
+    trace,
+    isLevelEnabled: (level) => level !== 'trace' || frames !== null,
   };
 }
 

@@ -156,7 +156,7 @@ describe('named fault schedules', () => {
   });
 
   it('an acceptor that promised, restarted and came back stays silent for a lease', () => {
-    const run = (factory?: Factory): { s: Scenario; leader: string } => {
+    const run = (factory?: Factory): { s: Scenario; leader: string; midway: string[] } => {
       const s = new Scenario({ ids: ['a', 'b', 'c'], ...(factory ? { factory } : {}) });
       s.start();
       const leader = awaitLeader(s);
@@ -177,11 +177,13 @@ describe('named fault schedules', () => {
       s.restart(voter, { storage: false });
       const slow = s.rule(between(leader, voter), 'drop');
       s.run(L / 2);
+      const midway = s.leaders();
+      s.run(L / 2);
       slow();
-      return { s, leader };
+      return { s, leader, midway };
     };
-    const { s, leader } = run();
-    assert.deepEqual(s.leaders(), [leader], 'the restarted voter gave the challenger nothing');
+    const { s, leader, midway } = run();
+    assert.deepEqual(midway, [leader], 'the restarted voter gave the challenger nothing');
     s.run(4 * L);
     s.assertSafe();
     const broken = run(LEASE_MUTANTS.noSilence);

@@ -72,6 +72,12 @@ describe('simulator (CI share)', function () {
         return `${v?.kind ?? '?'} at ${v?.time ?? '?'}: ${v?.description ?? ''} | ${s.replay}`;
       });
     assert.deepEqual(failures, [], `${failures.length} failing seeds`);
+    // A machine that keeps asking to be woken at once is a busy loop, not a safety bug, but a bug.
+    assert.equal(
+      sum(results, (s) => s.counts.busyWakeups),
+      0,
+      'busy wake-ups',
+    );
     console.log(
       `      ${results.length} seeds × ${PERIODS} lease periods in ${seconds.toFixed(1)} s, ` +
         `${sum(results, (s) => s.events)} events, ` +
