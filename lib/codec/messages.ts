@@ -28,6 +28,13 @@ export const MAX_ID_LENGTH = 64;
 /** Bound on a lease duration on the wire: an hour, far above any allowed `leaseMs`. */
 export const MAX_LEASE_MS = 3_600_000;
 /**
+ * The highest round (and term, and instance) a peer may name: 2^52, so that a node that adopts
+ * it still has 2^52 rounds of headroom before its own ballots leave the safe-integer range. At
+ * three renewals a second a real cluster needs tens of millions of years to get there; a frame
+ * naming more is hostile or corrupt and is refused.
+ */
+export const MAX_ROUND = 2 ** 52;
+/**
  * Deepest nesting of objects a frame may have. The deepest valid frame (a lease promise: frame,
  * msg, accepted, value, owner) has 5; a little slack, but no room for a parser bomb.
  */
@@ -307,9 +314,14 @@ function read(rule: Rule, input: unknown, path: string, strict: boolean): unknow
       }
       return input;
     case 'round':
-      return integer(input, path, 0, Number.MAX_SAFE_INTEGER, 'a non-negative safe integer');
+      // Decoding caps what a peer may name; encoding our own rounds allows all safe integers.
+      return strict
+        ? integer(input, path, 0, MAX_ROUND, `an integer from 0 to 2^52`)
+        : integer(input, path, 0, Number.MAX_SAFE_INTEGER, 'a non-negative safe integer');
     case 'term':
-      return integer(input, path, 1, Number.MAX_SAFE_INTEGER, 'a positive safe integer');
+      return strict
+        ? integer(input, path, 1, MAX_ROUND, 'an integer from 1 to 2^52')
+        : integer(input, path, 1, Number.MAX_SAFE_INTEGER, 'a positive safe integer');
     case 'leaseMs':
       return integer(input, path, 1, MAX_LEASE_MS, `an integer from 1 to ${MAX_LEASE_MS}`);
     case 'version':

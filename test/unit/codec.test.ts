@@ -6,6 +6,7 @@ import {
   DEFAULT_MAX_FRAME_BYTES,
   decodeFrame,
   encodeFrame,
+  MAX_ROUND,
   MAX_VALUE_BYTES,
   PROTOCOL_VERSION,
   type DecodeExpectations,
@@ -173,8 +174,15 @@ describe('codec: frames', function () {
       assert.throws(() => encodeFrame({ ...frame(sample('lease.prepare')), inc: 'XYZ' }), /inc/);
     });
 
+    it('refuses rounds and terms above 2^52, so adopting one can never overflow', function () {
+      for (const round of [MAX_ROUND + 1, Number.MAX_SAFE_INTEGER]) {
+        const text = encodeFrame(frame({ type: 'lease.prepare', ballot: { ...BALLOT, round } }));
+        assert.equal(decodeFrame(text, EXPECT).ok, false, `round ${round}`);
+      }
+    });
+
     it('accepts the bounds of every number', function () {
-      const big = Number.MAX_SAFE_INTEGER;
+      const big = MAX_ROUND;
       const msgs: ProtocolMessage[] = [
         {
           type: 'lease.accept',
@@ -397,7 +405,7 @@ describe('codec: frames', function () {
       );
     });
 
-    it('rejects rounds, instances and maxRound that are not non-negative safe integers', function () {
+    it('rejects rounds, instances and maxRound that are not integers from 0 to 2^52', function () {
       const cases: [ProtocolMessage, (t: JsonObject) => JsonObject, string, RegExp][] = [
         [
           sample('lease.prepare'),
@@ -419,14 +427,14 @@ describe('codec: frames', function () {
           );
         }
         const text = encodeFrame(frame(msg)).replace(new RegExp(`"${key}":\\d+`), `"${key}":1e999`);
-        rejects(text, new RegExp(`${key}: expected a non-negative safe integer`));
+        rejects(text, new RegExp(`${key}: expected an integer from 0 to 2\\^52`));
       }
     });
 
-    it('rejects terms that are not positive safe integers', function () {
-      for (const bad of [0, -1, 2.5, 2 ** 53, '7']) {
+    it('rejects terms that are not integers from 1 to 2^52', function () {
+      for (const bad of [0, -1, 2.5, 2 ** 52 + 1, 2 ** 53, '7']) {
         rejectsEdit(
-          /^invalid frame: msg\.term: expected a positive safe integer$/,
+          /^invalid frame: msg\.term: expected an integer from 1 to 2\^52$/,
           (t) => {
             child(t, 'msg')['term'] = bad;
           },
@@ -557,8 +565,9 @@ const keysAre = (x: unknown, keys: string[]): x is Obj =>
   isObj(x) && Object.keys(x).sort().join('\u0000') === [...keys].sort().join('\u0000');
 const idOk = (x: unknown): boolean => typeof x === 'string' && x.length >= 1 && x.length <= 64;
 const incOk = (x: unknown): boolean => typeof x === 'string' && /^[0-9a-f]{16}$/.test(x);
-const natOk = (x: unknown): boolean => Number.isSafeInteger(x) && (x as number) >= 0;
-const posOk = (x: unknown): boolean => Number.isSafeInteger(x) && (x as number) >= 1;
+const natOk = (x: unknown): boolean =>
+  Number.isSafeInteger(x) && (x as number) >= 0 && (x as number) <= MAX_ROUND;
+const posOk = (x: unknown): boolean => natOk(x) && (x as number) >= 1;
 const ballotOk = (x: unknown): boolean =>
   keysAre(x, ['round', 'node', 'incarnation']) &&
   natOk(x['round']) &&
@@ -684,8 +693,8 @@ const idArb = fc.oneof(
   fc.string({ unit: 'binary', minLength: 1, maxLength: 32 }),
 );
 const incArb = fc.stringMatching(/^[0-9a-f]{16}$/);
-const roundArb = fc.oneof(fc.constantFrom(0, 1, Number.MAX_SAFE_INTEGER), fc.maxSafeNat());
-const termArb = fc.oneof(fc.constant(1), fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }));
+const roundArb = fc.oneof(fc.constantFrom(0, 1, MAX_ROUND), fc.integer({ min: 0, max: MAX_ROUND }));
+const termArb = fc.oneof(fc.constant(1), fc.integer({ min: 1, max: MAX_ROUND }));
 const ballotArb = fc.record({ round: roundArb, node: idArb, incarnation: incArb });
 const ownerArb = fc.record({ node: idArb, incarnation: incArb });
 const leaseValueArb = fc.record({
