@@ -11,6 +11,7 @@ import type { Rng } from './random.js';
 import type { Storage } from './storage.js';
 import type { Transport } from './transport.js';
 import type { NodeId } from './types.js';
+import { hasMethods, isObject } from './validate.js';
 
 /**
  * Every default in one place, frozen. Each can be overridden per node; `validateOptions` says
@@ -497,16 +498,6 @@ function readTransport(value: unknown, id: NodeId, peers: readonly NodeId[]): Tr
 
 function isInteger(value: unknown): value is number {
   return typeof value === 'number' && Number.isInteger(value);
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function hasMethods(value: unknown, names: readonly string[]): boolean {
-  if (typeof value !== 'object' || value === null) return false;
-  const record = value as Record<string, unknown>;
-  return names.every((name) => typeof record[name] === 'function');
 }
 
 /** A short description of a bad value, safe to put in a message. */

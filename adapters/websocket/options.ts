@@ -7,6 +7,7 @@ import { ConfigError } from '../../lib/errors.js';
 import type { LoggerLike } from '../../lib/options.js';
 import type { Rng } from '../../lib/random.js';
 import type { NodeId } from '../../lib/types.js';
+import { hasMethods, isObject } from '../../lib/validate.js';
 
 /**
  * Options of `WebSocketTransport`, validated once at construction. Every problem is a
@@ -413,14 +414,4 @@ function isPem(value: unknown): boolean {
 
 function isWhole(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value);
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function hasMethods(value: unknown, names: readonly string[]): boolean {
-  if (typeof value !== 'object' || value === null) return false;
-  const record = value as Record<string, unknown>;
-  return names.every((name) => typeof record[name] === 'function');
 }
