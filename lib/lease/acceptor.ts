@@ -35,7 +35,8 @@ export class LeaseAcceptor extends Acceptor<LeaseValue> {
   #silentUntil = Number.POSITIVE_INFINITY;
   #maxRound = 0;
   /** An Accept overheard while silent: not a vote, only a sign that someone holds a lease. */
-  #overheard: { readonly owner: Owner; readonly until: number } | null = null;
+  #overheard: { readonly owner: Owner; readonly ballot: Ballot; readonly until: number } | null =
+    null;
 
   constructor(config: LeaseAcceptorConfig, restoredPromise: Ballot | null) {
     // The promise survives a restart with storage; the held value never does (its timer
@@ -98,7 +99,7 @@ export class LeaseAcceptor extends Acceptor<LeaseValue> {
   onAccept(ballot: Ballot, value: LeaseValue, now: number): AcceptorReply {
     this.#see(ballot);
     if (this.isSilent(now)) {
-      this.#overheard = { owner: value.owner, until: now + this.#leaseMs };
+      this.#overheard = { owner: value.owner, ballot, until: now + this.#leaseMs };
       return null;
     }
     this.#expire(now);
@@ -122,7 +123,12 @@ export class LeaseAcceptor extends Acceptor<LeaseValue> {
   /** Clears the releasing owner's value at or below the released ballot, never another's. */
   onRelease(owner: Owner, ballot: Ballot, now: number): void {
     this.#see(ballot);
-    if (this.#overheard !== null && ownerEquals(this.#overheard.owner, owner)) {
+    const overheard = this.#overheard;
+    if (
+      overheard !== null &&
+      ownerEquals(overheard.owner, owner) &&
+      compareBallots(overheard.ballot, ballot) <= 0
+    ) {
       this.#overheard = null;
     }
     const held = this.held(now);

@@ -1,5 +1,5 @@
 import { InvariantError } from '../errors.js';
-import { ballotEquals, ballotOwner, type Ballot } from '../paxos/ballot.js';
+import { ballotEquals, ballotOwner, compareBallots, type Ballot } from '../paxos/ballot.js';
 import { earliest, emptyOutput } from '../paxos/output.js';
 import type { Rng } from '../random.js';
 import { ownerEquals, type NodeId, type Output, type Owner } from '../types.js';
@@ -66,7 +66,7 @@ export class LeaseMachine {
   #started = false;
   #stopped = false;
   /** Who this node believes leads, learned only from evidence that a lease was chosen. */
-  #view: { owner: Owner; term: number; until: number } | null = null;
+  #view: { owner: Owner; term: number; until: number; ballot: Ballot | null } | null = null;
   /** Terms this node reports never go backwards. */
   #termFloor = 0;
   #announced: { owner: Owner; term: number } | null = null;
@@ -224,13 +224,24 @@ export class LeaseMachine {
         proposer.see(message.ballot.round);
         const { value } = message;
         // A renewal's Accept (term below its round) is evidence its owner was elected.
-        if (value.term < message.ballot.round) this.#learn(value.owner, value.term, now);
+        if (value.term < message.ballot.round) {
+          this.#learn(value.owner, value.term, message.ballot, now);
+        }
         this.#reply(from, this.#acceptor.onAccept(message.ballot, value, now), out);
         break;
       }
       case 'lease.release': {
         this.#acceptor.onRelease(message.owner, message.ballot, now);
-        if (this.#view !== null && ownerEquals(this.#view.owner, message.owner)) this.#view = null;
+        // Only a Release that covers the round we learned the leader from ends the view: a
+        // delayed Release of an older, abandoned round of the same owner says nothing of it.
+        const view = this.#view;
+        if (
+          view !== null &&
+          ownerEquals(view.owner, message.owner) &&
+          compareBallots(view.ballot, message.ballot) <= 0
+        ) {
+          this.#view = null;
+        }
         if (!ownerEquals(message.owner, this.#owner)) {
           proposer.onRelease(message.owner, message.ballot, message.successor, now);
         }
@@ -238,7 +249,7 @@ export class LeaseMachine {
       }
       case 'lease.chosen': {
         proposer.see(message.ballot.round);
-        this.#learn(ballotOwner(message.ballot), message.term, now);
+        this.#learn(ballotOwner(message.ballot), message.term, message.ballot, now);
         break;
       }
       case 'lease.promise':
@@ -273,10 +284,10 @@ export class LeaseMachine {
     out.send.push({ to, message: reply });
   }
 
-  #learn(owner: Owner, term: number, now: number): void {
+  #learn(owner: Owner, term: number, ballot: Ballot, now: number): void {
     if (term < this.#termFloor) return;
     this.#termFloor = term;
-    this.#view = { owner, term, until: now + this.config.leaseMs };
+    this.#view = { owner, term, until: now + this.config.leaseMs, ballot };
   }
 
   #persist(out: LeaseOutput): void {
@@ -296,7 +307,12 @@ export class LeaseMachine {
     for (const e of out.events) {
       if (e.type === 'elected') {
         this.#termFloor = Math.max(this.#termFloor, e.term);
-        this.#view = { owner: this.#owner, term: e.term, until: now + this.config.leaseMs };
+        this.#view = {
+          owner: this.#owner,
+          term: e.term,
+          until: now + this.config.leaseMs,
+          ballot: null,
+        };
       }
     }
     // A fresh ballot is written down before its Prepare goes out.

@@ -302,6 +302,34 @@ describe('lease machine', () => {
     assert.equal(out.send[0]?.message.type, 'lease.promise');
   });
 
+  it('keeps its view of the leader when a Release of an older round of that leader arrives late', () => {
+    const h = new Harness(['a', 'b', 'c']);
+    h.start(0);
+    const t0 = elect(h, 'a');
+    const won = h.m('b').leader(t0);
+    assert.equal(won?.owner.node, 'a');
+    const owner = h.m('a').owner;
+    const release = (round: number): LeaseMessage => ({
+      type: 'lease.release',
+      owner,
+      ballot: { round, ...owner },
+      successor: null,
+    });
+    h.apply(
+      'b',
+      h.m('b').handle({ type: 'message', from: 'a', message: release(0) }, t0 + 1),
+      t0 + 1,
+    );
+    assert.equal(h.m('b').leader(t0 + 1)?.owner.node, 'a', 'a stale Release says nothing of it');
+    const term = won.term;
+    h.apply(
+      'b',
+      h.m('b').handle({ type: 'message', from: 'a', message: release(term + 50) }, t0 + 2),
+      t0 + 2,
+    );
+    assert.equal(h.m('b').leader(t0 + 2), null, 'a Release covering its round ends it');
+  });
+
   it('tells followers who leads, and never reports a lower term than one it reported', () => {
     const h = new Harness(['a', 'b', 'c']);
     h.start(0);
