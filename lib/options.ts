@@ -1,4 +1,5 @@
 import {
+  TUNING_KEYS,
   validateWebSocketOptions,
   type TlsOptions,
   type WebSocketTransportOptions,
@@ -63,17 +64,7 @@ export interface LoggerLike {
  * Tuning of the built-in WebSocket transport, for `createNode` with `peers` as a map of URLs.
  * Each field means what it means in `WebSocketTransportOptions` and has the same default.
  */
-export type WebSocketTuning = Pick<
-  WebSocketTransportOptions,
-  | 'maxPayload'
-  | 'handshakeTimeoutMs'
-  | 'pingIntervalMs'
-  | 'peerTimeoutMs'
-  | 'reconnect'
-  | 'maxBufferedBytes'
-  | 'ratePerSec'
-  | 'burst'
->;
+export type WebSocketTuning = Pick<WebSocketTransportOptions, (typeof TUNING_KEYS)[number]>;
 
 /** The options of `createNode` whatever carries the frames. */
 export interface BaseNodeOptions {
@@ -188,17 +179,6 @@ const OPTION_KEYS: readonly OptionKey[] = [
 
 /** Options that only the built-in WebSocket transport takes. */
 const WEBSOCKET_ONLY_KEYS = ['secret', 'listen', 'tls', 'websocket'] as const;
-
-const TUNING_KEYS: readonly (keyof WebSocketTuning)[] = [
-  'maxPayload',
-  'handshakeTimeoutMs',
-  'pingIntervalMs',
-  'peerTimeoutMs',
-  'reconnect',
-  'maxBufferedBytes',
-  'ratePerSec',
-  'burst',
-];
 
 const LOGGER_METHODS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
 

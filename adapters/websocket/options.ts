@@ -126,13 +126,8 @@ export const MAX_MAX_PAYLOAD = 64 * 1024 * 1024;
 /** The longest delay a timer can take (Node clamps longer ones to 1 ms). */
 const MAX_TIMER_MS = 2_147_483_647;
 
-const OPTION_KEYS: readonly (keyof WebSocketTransportOptions)[] = [
-  'self',
-  'peers',
-  'listen',
-  'cluster',
-  'secret',
-  'tls',
+/** The limits and timings an application may tune (also through `createNode`). */
+export const TUNING_KEYS = [
   'maxPayload',
   'handshakeTimeoutMs',
   'pingIntervalMs',
@@ -141,6 +136,16 @@ const OPTION_KEYS: readonly (keyof WebSocketTransportOptions)[] = [
   'maxBufferedBytes',
   'ratePerSec',
   'burst',
+] as const satisfies readonly (keyof WebSocketTransportOptions)[];
+
+const OPTION_KEYS: readonly (keyof WebSocketTransportOptions)[] = [
+  'self',
+  'peers',
+  'listen',
+  'cluster',
+  'secret',
+  'tls',
+  ...TUNING_KEYS,
   'scheduler',
   'clock',
   'rng',

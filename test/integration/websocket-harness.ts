@@ -8,7 +8,9 @@ import {
   newInstance,
   newNonce,
 } from '../../adapters/websocket/handshake.js';
+import type { WebSocketTransport } from '../../adapters/websocket/index.js';
 import { PROTOCOL_VERSION } from '../../lib/codec/messages.js';
+import type { PeerEvent } from '../../lib/transport.js';
 
 /** Shared set-up for the WebSocket adapter's tests: real sockets on 127.0.0.1. */
 
@@ -202,4 +204,25 @@ export function closed(ws: WebSocket): Promise<number> {
       resolve(code);
     }),
   );
+}
+
+/** A transport with everything it delivered and reported, for assertions. */
+export interface Recorded {
+  readonly transport: WebSocketTransport;
+  readonly frames: { from: string; frame: string }[];
+  readonly events: PeerEvent[];
+  isUp(peer: string): boolean;
+}
+
+export function record(transport: WebSocketTransport): Recorded {
+  const frames: { from: string; frame: string }[] = [];
+  const events: PeerEvent[] = [];
+  transport.onMessage((from, frame) => frames.push({ from, frame }));
+  transport.onPeer((event) => events.push(event));
+  return {
+    transport,
+    frames,
+    events,
+    isUp: (peer) => events.findLast((e) => e.peer === peer)?.up ?? false,
+  };
 }

@@ -21,6 +21,8 @@ import {
   sleep,
   TestServer,
   waitFor,
+  record,
+  type Recorded,
 } from './websocket-harness.js';
 
 /**
@@ -34,12 +36,7 @@ import {
 
 const WRONG_SECRET = 'not-the-secret-but-long-enough';
 
-interface Node {
-  readonly transport: WebSocketTransport;
-  readonly frames: { from: string; frame: string }[];
-  readonly events: { peer: string; up: boolean }[];
-  isUp(peer: string): boolean;
-}
+type Node = Recorded;
 
 interface Setup {
   readonly x: Node;
@@ -66,19 +63,6 @@ function capturingLogger(lines: string[]): LoggerLike {
     info: write('info'),
     debug: write('debug'),
     trace: write('trace'),
-  };
-}
-
-function record(transport: WebSocketTransport): Node {
-  const frames: { from: string; frame: string }[] = [];
-  const events: { peer: string; up: boolean }[] = [];
-  transport.onMessage((from, frame) => frames.push({ from, frame }));
-  transport.onPeer((event) => events.push(event));
-  return {
-    transport,
-    frames,
-    events,
-    isUp: (peer) => events.findLast((e) => e.peer === peer)?.up ?? false,
   };
 }
 

@@ -10,7 +10,6 @@ import { HANDSHAKE_HEADERS, listenerProof } from '../../adapters/websocket/hands
 import { PROTOCOL_VERSION } from '../../lib/codec/messages.js';
 import { TransportError } from '../../lib/errors.js';
 import { VirtualClock } from '../../lib/testing/virtual-clock.js';
-import type { PeerEvent } from '../../lib/transport.js';
 import {
   closed,
   CLUSTER,
@@ -23,27 +22,11 @@ import {
   sleep,
   TestServer,
   waitFor,
+  record,
+  type Recorded,
 } from './websocket-harness.js';
 
-interface Node {
-  readonly transport: WebSocketTransport;
-  readonly frames: { from: string; frame: string }[];
-  readonly events: PeerEvent[];
-  isUp(peer: string): boolean;
-}
-
-function record(transport: WebSocketTransport): Node {
-  const frames: { from: string; frame: string }[] = [];
-  const events: PeerEvent[] = [];
-  transport.onMessage((from, frame) => frames.push({ from, frame }));
-  transport.onPeer((event) => events.push(event));
-  return {
-    transport,
-    frames,
-    events,
-    isUp: (peer) => events.findLast((e) => e.peer === peer)?.up ?? false,
-  };
-}
+type Node = Recorded;
 
 /** Nodes on test-owned servers, plus URLs for puppet ids that nobody answers at. */
 async function cluster(
