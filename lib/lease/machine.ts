@@ -285,8 +285,12 @@ export class LeaseMachine {
   }
 
   #learn(owner: Owner, term: number, ballot: Ballot, now: number): void {
+    // While this node believes its own lease, evidence of another owner's election can only be
+    // of an earlier lease (a delayed Accept or notice): it says nothing of who leads now.
+    if (!ownerEquals(owner, this.#owner) && this.#proposer.believes(now)) return;
     if (term < this.#termFloor) return;
     this.#termFloor = term;
+    this.#proposer.seeTerm(term);
     this.#view = { owner, term, until: now + this.config.leaseMs, ballot };
   }
 

@@ -72,6 +72,8 @@ export class LeaseProposer {
   /** When the next campaign may start; null until one is wanted (then drawn with jitter). */
   #nextAttemptAt: number | null = null;
   #failures = 0;
+  /** The highest term this node has reported: a fresh term of ours must not be below it. */
+  #termFloor = 0;
   readonly #released = new Map<NodeId, Released>();
   #stopped = false;
 
@@ -88,6 +90,12 @@ export class LeaseProposer {
 
   see(round: number): void {
     if (round > this.#maxRound) this.#maxRound = round;
+  }
+
+  /** This node reported `term`: its own fresh terms must not be below it. */
+  seeTerm(term: number): void {
+    if (term > this.#termFloor) this.#termFloor = term;
+    this.see(term);
   }
 
   /** Whether a lease is held, without looking at the clock. Only for the broken variants. */
@@ -352,13 +360,21 @@ export class LeaseProposer {
       held.deadline = Math.max(held.deadline, deadline);
       held.acceptedBy = acceptedBy;
       out.events.push({ type: 'renewed', term: held.term, deadline: held.deadline });
-    } else if (held === null && value.term === round.ballot.round) {
+    } else if (
+      held === null &&
+      value.term === round.ballot.round &&
+      value.term >= this.#termFloor
+    ) {
       this.#held = { term: value.term, deadline, acceptedBy };
       out.events.push({ type: 'elected', term: value.term, deadline });
       this.#broadcast({ type: 'lease.chosen', ballot: round.ballot, term: value.term }, out);
     } else {
       // A renewal that came back after the lease it meant to extend had lapsed: its value
       // carries the old term, so start a fresh term at once instead of resurrecting that one.
+      // Likewise a fresh term below one this node reported meanwhile (its quorum had not seen
+      // that round, as after a majority restarted without storage): the node would report a
+      // term going backwards, so it claims nothing and goes again, with a round above it. Its
+      // voters hold its own value, which does not block its next round.
       if (held !== null) out.events.push({ type: 'deposed', term: held.term, reason: 'expired' });
       this.#held = null;
       this.startRound(now, false, out);

@@ -9,11 +9,13 @@ import { runSeeds, type SeedJob, type SeedSummary } from './pool.js';
  * printed: some variants are rare by nature (a few per hundred seeds of their profile), which
  * is why each of those also has a named scenario in test/scenarios that catches it every time.
  *
- * One variant is caught by its named scenario only: an acceptor that lets an Accept overwrite
- * another owner's live lease. Here the ballot rule and the proposers' round check stand in
- * front of that rule, so two leaders need a promise lost to a restart without disk, an Accept
- * delayed past that restart, a stalled proposer and a lost Prepare all at once; 1,100 seeds of
- * profiles aimed at it ('staleAccepts', 'stalls', 'crashAfterSend') never produced it.
+ * An acceptor that lets an Accept overwrite another owner's live lease is the hardest to reach:
+ * the ballot rule and the proposers' round check stand in front of that rule, so two leaders
+ * need a promise lost to a restart without storage, an Accept delayed past that restart and the
+ * voter's new vote for a lower ballot of someone else, a stalled proposer and a lost Prepare
+ * all at once. Random faults alone never lined these up (0 of 1,100 seeds); the 'staleAccepts'
+ * profile adds an adversary that holds such an Accept on purpose, on 3-node clusters (with 5
+ * nodes it would need two such voters).
  */
 interface Case {
   /** A name from LEASE_MUTANTS, or `module#export` for a variant with its own decree machine. */
@@ -22,6 +24,8 @@ interface Case {
   readonly profile: ProfileName;
   readonly seeds: number;
   readonly periods: number;
+  /** Cluster size, else drawn from the seed. */
+  readonly nodes?: number;
 }
 
 const IGNORES_PROMISE = 'dist-test/test/sim/mutants.js#ignoresPromiseVariant';
@@ -70,6 +74,14 @@ const CASES: readonly Case[] = [
     periods: 60,
   },
   {
+    variant: 'overwritesLease',
+    label: "Accept overwrites another owner's unexpired lease",
+    profile: 'staleAccepts',
+    seeds: 200,
+    periods: 60,
+    nodes: 3,
+  },
+  {
     variant: 'noDrift',
     label: 'no drift factor (leases of 1 s and more)',
     profile: 'drift',
@@ -85,6 +97,7 @@ function jobsFor(c: Case, variant: string | undefined): SeedJob[] {
     seed: FIRST_SEED + i,
     profile: c.profile,
     periods: c.periods,
+    ...(c.nodes === undefined ? {} : { nodes: c.nodes }),
     stopAtFirstViolation: true,
     ...(variant === undefined ? {} : { variant }),
   }));

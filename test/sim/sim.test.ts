@@ -17,6 +17,7 @@ const NAMED_SEEDS: Partial<Record<ProfileName, number>> = {
   stalls: 100,
   drift: 100,
   partitions: 100,
+  staleAccepts: 60,
 };
 
 /** Per-seed averages each fault must reach over the default share (about half of what it does). */
@@ -33,6 +34,8 @@ const MIN_FAULTS_PER_SEED: FaultCounts = {
   stall: 5,
   gracefulStop: 0.8,
   slow: 2,
+  // Only the staleAccepts profile lays that trap.
+  staleAccept: 0,
 };
 
 function jobs(): SeedJob[] {
@@ -131,5 +134,11 @@ describe('simulator (CI share)', function () {
     const cuts = (f: FaultCounts): number => f.partition + f.oneWay;
     assert.ok(perSeed('partitions', cuts) >= 2.5 * base(cuts));
     for (const s of of('drift')) assert.ok(s.leaseMs >= 1000, `seed ${s.seed}: ${s.leaseMs} ms`);
+    // The adversary holds an Accept past its voter's restart several times a run.
+    assert.ok(perSeed('staleAccepts', (f) => f.staleAccept) >= 3);
+    assert.equal(
+      base((f) => f.staleAccept),
+      0,
+    );
   });
 });

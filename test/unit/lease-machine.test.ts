@@ -344,4 +344,57 @@ describe('lease machine', () => {
     h.apply('b', h.m('b').handle({ type: 'message', from: 'c', message: stale }, t0 + 1), t0 + 1);
     assert.equal(h.m('b').leader(t0 + 1)?.owner.node, 'a');
   });
+
+  it('claims no fresh term below one it reported while its round was out: it goes again, higher', () => {
+    const h = new Harness(['a', 'b', 'c']);
+    h.start(0);
+    const t0 = h.campaign('a');
+    h.drop((w) => w.to === 'c');
+    h.deliver(t0, (w) => w.message.type === 'lease.prepare');
+    h.deliver(t0, (w) => w.message.type === 'lease.promise');
+    assert.ok(h.wire.some((w) => w.message.type === 'lease.accept' && w.to === 'b'));
+    // Meanwhile a hears of term 50 (its quorum, a and b, had not seen that round).
+    const notice: LeaseMessage = {
+      type: 'lease.chosen',
+      ballot: { round: 50, node: 'c', incarnation: '0000000000000003' },
+      term: 50,
+    };
+    h.apply('a', h.m('a').handle({ type: 'message', from: 'c', message: notice }, t0 + 1), t0 + 1);
+    assert.equal(h.m('a').leader(t0 + 1)?.term, 50);
+    h.deliver(t0 + 2, (w) => w.to !== 'c' && w.message.type === 'lease.accept');
+    h.deliver(t0 + 2, (w) => w.to === 'a' && w.message.type === 'lease.accepted');
+    assert.equal(h.eventsOf('a', 'elected').length, 0, 'term 1 is not claimed');
+    const again = h.wire.find((w) => w.from === 'a' && w.message.type === 'lease.prepare');
+    assert.ok(again?.message.type === 'lease.prepare' && again.message.ballot.round > 50);
+    h.deliver(t0 + 3, (w) => w.to !== 'c');
+    const [won] = h.eventsOf('a', 'elected');
+    assert.ok(won?.type === 'elected' && won.term > 50, 'the next round makes a term above 50');
+  });
+
+  it('while it leads, takes no other owner for leader from a delayed Accept of an older term', () => {
+    const h = new Harness(['a', 'b', 'c']);
+    h.start(0);
+    const t0 = elect(h, 'a');
+    const term = h.m('a').term;
+    assert.ok(term !== null);
+    // A renewal Accept of c's, from a lease long over and numbered above a's term (as after
+    // a majority restarted without storage), arrives late.
+    const stale: LeaseMessage = {
+      type: 'lease.accept',
+      ballot: { round: term + 40, node: 'c', incarnation: '0000000000000003' },
+      value: { owner: { node: 'c', incarnation: '0000000000000003' }, leaseMs: L, term: term + 30 },
+    };
+    h.apply('a', h.m('a').handle({ type: 'message', from: 'c', message: stale }, t0 + 1), t0 + 1);
+    assert.equal(h.m('a').leader(t0 + 1)?.owner.node, 'a');
+    // a's renewals are lost and its lease lapses, less than L after that Accept arrived: c
+    // must not show up as leader then.
+    h.wire.length = 0;
+    const lapsed = t0 + BELIEVE + 5;
+    assert.ok(lapsed < t0 + 1 + L);
+    h.tick('a', lapsed);
+    assert.equal(h.m('a').isLeader(lapsed), false);
+    assert.equal(h.m('a').leader(lapsed), null);
+    const named = h.events.filter((e) => e.id === 'a' && e.event.type === 'leader');
+    assert.ok(named.every((e) => e.event.type === 'leader' && e.event.leader?.node !== 'c'));
+  });
 });

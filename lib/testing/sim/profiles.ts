@@ -45,6 +45,14 @@ export interface FaultRates {
   readonly stallAfterSend: number;
   /** The share of restarts that keep their storage. */
   readonly keepStorage: number;
+  /**
+   * A probability per crash right after a promise: the network then turns adversary against
+   * that promise's proposer (its next Accept to the crashed voter is held until the voter, back
+   * without its storage, has voted for someone else's lower ballot; the proposer stalls
+   * meanwhile and its other links are cut). The "no overwrite" rule is all that stands in front
+   * of two leaders then.
+   */
+  readonly staleAcceptTrap: number;
 }
 
 export const NO_FAULTS: FaultRates = Object.freeze({
@@ -60,6 +68,7 @@ export const NO_FAULTS: FaultRates = Object.freeze({
   crashAfterSend: 0,
   stallAfterSend: 0,
   keepStorage: 0.5,
+  staleAcceptTrap: 0,
 });
 
 /** Everything one run is made of, drawn from its seed (and the few options given). */
@@ -167,6 +176,8 @@ function drawRates(rng: Rng, profile: ProfileName): FaultRates {
     keepStorage: 0.2 + 0.6 * rng.next(),
     slow: logUniform(rng, 0.01, 0.06),
     stallAfterSend: logUniform(rng, 0.001, 0.01),
+    // Not drawn: only the profile aimed at it sets it.
+    staleAcceptTrap: 0,
   };
   switch (profile) {
     case 'default':
@@ -202,7 +213,8 @@ function drawRates(rng: Rng, profile: ProfileName): FaultRates {
       };
     case 'staleAccepts':
       // Accepts that outlive their sender's round: sent just before a stall or a crash, delayed
-      // past a restart of their receiver without its storage.
+      // past a restart of their receiver without its storage, and the adversary that aims one at
+      // a live lease of another owner.
       return {
         ...base,
         keepStorage: 0,
@@ -210,6 +222,7 @@ function drawRates(rng: Rng, profile: ProfileName): FaultRates {
         longDelay: base.longDelay * 20,
         crashAfterSend: base.crashAfterSend * 30,
         stallAfterSend: base.stallAfterSend * 15,
+        staleAcceptTrap: 1,
       };
     case 'slowVotes':
       // Slow links around leaders, then cuts: votes that come back late, then a successor as

@@ -16,7 +16,7 @@ import {
   type LeaseRecord,
 } from '../../lease/machine.js';
 import type { LeaseMessage } from '../../lease/messages.js';
-import { ballotKey } from '../../paxos/ballot.js';
+import { ballotKey, compareBallots, type Ballot } from '../../paxos/ballot.js';
 import {
   DecreeMachine,
   type DecreeConfig,
@@ -69,6 +69,8 @@ export interface FaultCounts {
   gracefulStop: number;
   /** Episodes of slow links (one-way delays L/16 to L/2) around one node. */
   slow: number;
+  /** Stale Accepts the adversary of the staleAccepts profile held and then delivered. */
+  staleAccept: number;
 }
 
 export interface SimCounts {
@@ -134,6 +136,7 @@ const FAULT = 8;
 const HEAL = 9;
 const LIVENESS = 10;
 const END = 11;
+const TRAP = 12;
 
 // Fault processes (the `aux` of FAULT events).
 const F_PARTITION = 0;
@@ -186,6 +189,8 @@ class SimNode {
   decreeEarlyFor = Number.NaN;
   stalledUntil = 0;
   stallId = 0;
+  /** When a crashed node comes back (its START event). */
+  restartAt = 0;
   deferred: SimEvent[] = [];
   proposals = 0;
   spinAt = Number.NaN;
@@ -198,6 +203,34 @@ class SimNode {
 }
 
 const TICK = { type: 'tick' } as const;
+
+/**
+ * The adversary of the staleAccepts profile, after voter `acceptor` crashed right after
+ * promising `ballot` to `proposer`: it holds the proposer's Accept of that ballot to the voter
+ * until the voter, restarted without its storage, votes for another owner's lower ballot (or
+ * until `deadline`), cuts the proposer's links to everyone else meanwhile, and stalls the
+ * proposer from the moment it sent that Accept until just after the Accept arrives.
+ */
+interface Trap {
+  readonly proposer: number;
+  readonly proposerOwner: string;
+  readonly acceptor: number;
+  /** The voter's incarnation that crashed; the trap waits for a later one. */
+  readonly acceptorGen: number;
+  readonly ballot: Ballot;
+  /** The proposer's Accept must be sent by then (its round times out at L/4). */
+  readonly armedUntil: number;
+  readonly deadline: number;
+  /** The partition that cuts the proposer from everyone but the voter. */
+  readonly cut: number;
+  held: SimEvent | null;
+  /** The proposer's stall, once the Accept is held. */
+  stallId: number;
+}
+
+// The aux of TRAP events.
+const TRAP_ARMED = 0;
+const TRAP_DEADLINE = 1;
 
 class Simulation {
   readonly #p: SimParams;
@@ -228,6 +261,7 @@ class Simulation {
   #lastLeader = '';
   #leaderNode = -1;
   #halted = false;
+  #trap: Trap | null = null;
 
   constructor(options: SimulateOptions) {
     this.#opts = options;
@@ -262,6 +296,7 @@ class Simulation {
         stall: 0,
         gracefulStop: 0,
         slow: 0,
+        staleAccept: 0,
       },
       leaderChanges: 0,
       elections: 0,
@@ -365,6 +400,9 @@ class Simulation {
         return;
       case LIVENESS:
         this.#checker.advance(ev.t);
+        return;
+      case TRAP:
+        this.#trapTimeout(ev.aux, ev.t);
         return;
       default:
         throw new Error(`unknown event kind ${ev.kind}`);
@@ -475,6 +513,8 @@ class Simulation {
     const turn = ++this.#turn;
     let risky = false;
     let proposing = false;
+    let promise: { to: string; ballot: Ballot } | null = null;
+    let trapped = false;
     for (const env of out.send) {
       const msg = env.message;
       if (msg.type === 'lease.prepare') {
@@ -483,16 +523,27 @@ class Simulation {
       } else if (msg.type === 'lease.accept') {
         proposing = true;
         risky = true;
-      } else if (msg.type === 'lease.promise' || msg.type === 'lease.accepted') {
+        if (this.#trap !== null && this.#holdAccept(node, env.to, msg, t)) {
+          trapped = true;
+          continue;
+        }
+      } else if (msg.type === 'lease.promise') {
         risky = true;
+        promise ??= { to: env.to, ballot: msg.ballot };
+      } else if (msg.type === 'lease.accepted') {
+        risky = true;
+        if (this.#trap !== null) this.#springOnVote(node, msg.ballot, t);
       }
       this.#send(node, env.to, msg, t);
     }
     for (const e of out.events) this.#leaseEvent(node, e, t);
     this.#armLease(node, out.wakeAt, t);
     this.#output(t, node, out, out.persist === null ? '' : JSON.stringify(out.persist));
-    if (risky) this.#maybeCrashAfterSend(node, t);
-    if (proposing) this.#maybeStallAfterSend(node, t);
+    if (risky && this.#maybeCrashAfterSend(node, t) && promise !== null) {
+      this.#setTrap(node, promise.to, promise.ballot, t);
+    }
+    if (trapped) this.#stallForTrap(node, t);
+    else if (proposing) this.#maybeStallAfterSend(node, t);
   }
 
   #applyDecree(node: SimNode, out: DecreeOutput, t: number): void {
@@ -534,6 +585,14 @@ class Simulation {
         this.#lastLeader = node.owner;
         this.#leaderNode = node.index;
         checker.elected(t, node.owner, e.term, node.clock.trueAt(e.deadline));
+        // The voter's own vote for itself goes unseen on the network: its election is the sign.
+        if (this.#trap !== null) {
+          this.#springOnVote(
+            node,
+            { round: e.term, node: node.id, incarnation: node.incarnation },
+            t,
+          );
+        }
         break;
       }
       case 'renewed':
@@ -800,15 +859,152 @@ class Simulation {
     const downtime =
       why === 'stop' ? logUniform(rng, L / 10, 2 * L) : logUniform(rng, L / 100, 4 * L);
     const keep = rng.next() < this.#p.rates.keepStorage;
-    this.#push(START, Math.min(t + downtime, this.#healAt), node.index, node.gen, keep ? 1 : 0);
+    node.restartAt = Math.min(t + downtime, this.#healAt);
+    this.#push(START, node.restartAt, node.index, node.gen, keep ? 1 : 0);
   }
 
-  #maybeCrashAfterSend(node: SimNode, t: number): void {
+  /** Whether the node crashed. */
+  #maybeCrashAfterSend(node: SimNode, t: number): boolean {
     const rate = this.#p.rates.crashAfterSend;
-    if (rate === 0 || this.#net.quiet || !node.up || t >= this.#healAt) return;
-    if (this.#faultRng.next() >= rate || !this.#mayTakeDown()) return;
+    if (rate === 0 || this.#net.quiet || !node.up || t >= this.#healAt) return false;
+    if (this.#faultRng.next() >= rate || !this.#mayTakeDown()) return false;
     this.#counts.faults.crashAfterSend++;
     this.#crash(node, t, 'crashAfterSend');
+    return true;
+  }
+
+  // The stale-Accept adversary (see Trap)
+
+  /** Voter `node` crashed right after promising `ballot` to `to`: maybe lay a trap. */
+  #setTrap(node: SimNode, to: string, ballot: Ballot, t: number): void {
+    const rate = this.#p.rates.staleAcceptTrap;
+    if (rate === 0 || this.#trap !== null) return;
+    if (this.#faultRng.next() >= rate) return;
+    const proposer = this.#index.get(to);
+    if (proposer === undefined || proposer === node.index) return;
+    const x = this.#node(proposer);
+    if (
+      !x.up ||
+      x.stalledUntil > 0 ||
+      ballot.node !== x.id ||
+      ballot.incarnation !== x.incarnation
+    ) {
+      return;
+    }
+    const L = this.#p.leaseMs;
+    // The voter is back after its downtime and silent for a lease; someone else may win it then.
+    const deadline = Math.min(
+      node.restartAt + L * (2 + 3 * this.#faultRng.next()),
+      this.#healAt - L / 4,
+    );
+    if (deadline < node.restartAt + 1.5 * L) return;
+    const n = this.#p.nodes;
+    const links: number[] = [];
+    for (let y = 0; y < n; y++)
+      if (y !== proposer && y !== node.index) links.push(proposer * n + y);
+    const cut = this.#net.partition(links);
+    this.#trap = {
+      proposer,
+      proposerOwner: x.owner,
+      acceptor: node.index,
+      acceptorGen: node.gen,
+      ballot,
+      armedUntil: t + L / 4,
+      deadline,
+      cut,
+      held: null,
+      stallId: -1,
+    };
+    this.#line(`${t} trap ${x.owner} ${ballotKey(ballot)} > ${node.id} until ${deadline}`);
+    this.#push(TRAP, t + L / 4, -1, 0, TRAP_ARMED);
+    this.#push(TRAP, deadline, -1, 0, TRAP_DEADLINE);
+  }
+
+  /** Holds the trapped proposer's Accept to the crashed voter, if this is it. */
+  #holdAccept(
+    node: SimNode,
+    to: string,
+    msg: Extract<LeaseMessage, { type: 'lease.accept' }>,
+    t: number,
+  ): boolean {
+    const trap = this.#trap;
+    if (trap?.held !== null || node.index !== trap.proposer) return false;
+    if (node.owner !== trap.proposerOwner || t > trap.armedUntil) return false;
+    if (this.#index.get(to) !== trap.acceptor || compareBallots(msg.ballot, trap.ballot) !== 0) {
+      return false;
+    }
+    this.#counts.messages++;
+    trap.held = {
+      t: 0,
+      seq: 0,
+      kind: DELIVER,
+      node: trap.acceptor,
+      gen: 0,
+      aux: 0,
+      from: node.index,
+      msg,
+    };
+    this.#line(`${t} hold ${node.id}>${to} ${formatMessage(msg)}`);
+    return true;
+  }
+
+  /** The trapped proposer stalls from its held Accept until just after that Accept arrives. */
+  #stallForTrap(node: SimNode, t: number): void {
+    const trap = this.#trap;
+    if (trap === null || node.stalledUntil > 0) return;
+    this.#stall(node, t, trap.deadline + this.#p.leaseMs / 8);
+    trap.stallId = node.stallId;
+  }
+
+  /** The voter, back, voted for another owner's ballot below the held one: deliver it now. */
+  #springOnVote(node: SimNode, ballot: Ballot, t: number): void {
+    const trap = this.#trap;
+    const held = trap?.held ?? null;
+    if (
+      trap === null ||
+      held === null ||
+      node.index !== trap.acceptor ||
+      node.gen <= trap.acceptorGen
+    ) {
+      return;
+    }
+    if (compareBallots(ballot, trap.ballot) >= 0 || ballot.node === this.#ids[trap.proposer]) {
+      return;
+    }
+    this.#spring(t + this.#p.minDelayMs, 'vote');
+  }
+
+  #trapTimeout(aux: number, t: number): void {
+    const trap = this.#trap;
+    if (trap === null) return;
+    if (trap.held !== null) {
+      if (aux === TRAP_DEADLINE) this.#spring(t, 'deadline');
+      return;
+    }
+    // The Accept was never sent (the round ended otherwise): nothing to hold.
+    this.#net.restore(trap.cut);
+    this.#trap = null;
+    this.#line(`${t} trap off`);
+  }
+
+  /** Delivers the held Accept at `at`, lifts the cut and lets the proposer run just after. */
+  #spring(at: number, why: 'vote' | 'deadline'): void {
+    const trap = this.#trap;
+    const ev = trap?.held ?? null;
+    if (trap === null || ev === null) return;
+    this.#trap = null;
+    this.#counts.faults.staleAccept++;
+    ev.t = at;
+    this.#queue.push(ev);
+    this.#net.restore(trap.cut);
+    this.#line(
+      `${at} spring ${this.#ids[trap.proposer] ?? ''}>${this.#ids[trap.acceptor] ?? ''} on ${why}`,
+    );
+    const x = this.#node(trap.proposer);
+    if (x.up && x.owner === trap.proposerOwner && x.stallId === trap.stallId) {
+      const resume = at + this.#faultRng.next() * (this.#p.leaseMs / 16);
+      this.#push(STALL_END, resume, x.index, x.gen, x.stallId);
+    }
   }
 
   #maybeStallAfterSend(node: SimNode, t: number): void {
@@ -819,10 +1015,10 @@ class Simulation {
   }
 
   /** The event loop blocks: nothing runs on the node until the end, then all that is overdue. */
-  #stall(node: SimNode, t: number): void {
+  #stall(node: SimNode, t: number, until?: number): void {
     const L = this.#p.leaseMs;
     this.#counts.faults.stall++;
-    const end = Math.min(t + logUniform(this.#faultRng, L / 20, 3 * L), this.#healAt);
+    const end = Math.min(until ?? t + logUniform(this.#faultRng, L / 20, 3 * L), this.#healAt);
     node.stalledUntil = end;
     node.stallId++;
     this.#line(`${t} stall ${node.owner} until ${end}`);
