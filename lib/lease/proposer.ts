@@ -315,6 +315,13 @@ export class LeaseProposer {
   #beginAccept(round: Round, now: number, out: Sink): void {
     const held = this.#held;
     const continuing = round.renewal && held !== null && now < held.deadline;
+    if (!continuing && round.ballot.round < this.#termFloor) {
+      // A fresh term below one this node reported since the Prepare went out: it could never
+      // be claimed (see #succeed), so leave no value behind and go again, above it.
+      this.#round = null;
+      this.startRound(now, false, out);
+      return;
+    }
     const term = continuing ? held.term : round.ballot.round;
     const value: LeaseValue = { owner: this.#config.owner, leaseMs: this.#config.leaseMs, term };
     this.sendAccepts(round.ballot, value, round.t0, round.renewal, now, out);

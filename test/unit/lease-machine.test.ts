@@ -371,6 +371,27 @@ describe('lease machine', () => {
     assert.ok(won?.type === 'elected' && won.term > 50, 'the next round makes a term above 50');
   });
 
+  it('sends no Accept for a fresh term below one it reported since its Prepare went out', () => {
+    const h = new Harness(['a', 'b', 'c']);
+    h.start(0);
+    const t0 = h.campaign('a');
+    h.drop((w) => w.to === 'c');
+    h.deliver(t0, (w) => w.message.type === 'lease.prepare');
+    const notice: LeaseMessage = {
+      type: 'lease.chosen',
+      ballot: { round: 50, node: 'c', incarnation: '0000000000000003' },
+      term: 50,
+    };
+    h.apply('a', h.m('a').handle({ type: 'message', from: 'c', message: notice }, t0 + 1), t0 + 1);
+    h.deliver(t0 + 2, (w) => w.message.type === 'lease.promise' && w.message.ballot.round < 50);
+    assert.ok(
+      !h.wire.some((w) => w.message.type === 'lease.accept'),
+      'no value left behind for round 1',
+    );
+    const again = h.wire.find((w) => w.from === 'a' && w.message.type === 'lease.prepare');
+    assert.ok(again?.message.type === 'lease.prepare' && again.message.ballot.round > 50);
+  });
+
   it('while it leads, takes no other owner for leader from a delayed Accept of an older term', () => {
     const h = new Harness(['a', 'b', 'c']);
     h.start(0);

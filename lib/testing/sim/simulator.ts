@@ -159,7 +159,10 @@ interface SimEvent extends Scheduled {
   kind: number;
   /** Target node index, or −1. */
   node: number;
-  /** The incarnation the event belongs to (timers, app, stall ends, deferred deliveries). */
+  /**
+   * The incarnation the event belongs to (timers, app, stall ends, deferred deliveries), or the
+   * trap a TRAP event belongs to.
+   */
   gen: number;
   /** Per kind: timer generation, fault process, partition or stall id, recurring flag. */
   aux: number;
@@ -212,6 +215,8 @@ const TICK = { type: 'tick' } as const;
  * proposer from the moment it sent that Accept until just after the Accept arrives.
  */
 interface Trap {
+  /** Numbers the traps of a run: a timer event acts only on the trap that set it. */
+  readonly id: number;
   readonly proposer: number;
   readonly proposerOwner: string;
   readonly acceptor: number;
@@ -262,6 +267,7 @@ class Simulation {
   #leaderNode = -1;
   #halted = false;
   #trap: Trap | null = null;
+  #traps = 0;
 
   constructor(options: SimulateOptions) {
     this.#opts = options;
@@ -402,7 +408,7 @@ class Simulation {
         this.#checker.advance(ev.t);
         return;
       case TRAP:
-        this.#trapTimeout(ev.aux, ev.t);
+        this.#trapTimeout(ev.gen, ev.aux, ev.t);
         return;
       default:
         throw new Error(`unknown event kind ${ev.kind}`);
@@ -585,7 +591,8 @@ class Simulation {
         this.#lastLeader = node.owner;
         this.#leaderNode = node.index;
         checker.elected(t, node.owner, e.term, node.clock.trueAt(e.deadline));
-        // The voter's own vote for itself goes unseen on the network: its election is the sign.
+        // The voter's own vote for itself goes unseen on the network: its election is the sign
+        // (nearly always: its own acceptor is usually part of the majority it won).
         if (this.#trap !== null) {
           this.#springOnVote(
             node,
@@ -903,7 +910,9 @@ class Simulation {
     for (let y = 0; y < n; y++)
       if (y !== proposer && y !== node.index) links.push(proposer * n + y);
     const cut = this.#net.partition(links);
+    const id = ++this.#traps;
     this.#trap = {
+      id,
       proposer,
       proposerOwner: x.owner,
       acceptor: node.index,
@@ -916,8 +925,8 @@ class Simulation {
       stallId: -1,
     };
     this.#line(`${t} trap ${x.owner} ${ballotKey(ballot)} > ${node.id} until ${deadline}`);
-    this.#push(TRAP, t + L / 4, -1, 0, TRAP_ARMED);
-    this.#push(TRAP, deadline, -1, 0, TRAP_DEADLINE);
+    this.#push(TRAP, t + L / 4, -1, id, TRAP_ARMED);
+    this.#push(TRAP, deadline, -1, id, TRAP_DEADLINE);
   }
 
   /** Holds the trapped proposer's Accept to the crashed voter, if this is it. */
@@ -951,7 +960,8 @@ class Simulation {
   /** The trapped proposer stalls from its held Accept until just after that Accept arrives. */
   #stallForTrap(node: SimNode, t: number): void {
     const trap = this.#trap;
-    if (trap === null || node.stalledUntil > 0) return;
+    // A proposer that crashed right after sending has nothing left to stall.
+    if (trap === null || !node.up || node.stalledUntil > 0) return;
     this.#stall(node, t, trap.deadline + this.#p.leaseMs / 8);
     trap.stallId = node.stallId;
   }
@@ -974,9 +984,9 @@ class Simulation {
     this.#spring(t + this.#p.minDelayMs, 'vote');
   }
 
-  #trapTimeout(aux: number, t: number): void {
+  #trapTimeout(id: number, aux: number, t: number): void {
     const trap = this.#trap;
-    if (trap === null) return;
+    if (trap?.id !== id) return;
     if (trap.held !== null) {
       if (aux === TRAP_DEADLINE) this.#spring(t, 'deadline');
       return;
