@@ -22,7 +22,10 @@ import type { NonceCache } from './nonce-cache.js';
  * before it started: a restarted listener has forgotten the nonces it saw, and would otherwise
  * take a handshake captured in the last window. (A wall clock stepped back by more than the
  * window could still make a forgotten nonce fresh again; a replay then needs a handshake
- * captured from this very listener's life.)
+ * captured from this very listener's life.) An honest dialler meets that rule at start-up, when
+ * it stamps a dial just before the listener starts and the dial arrives just after (a busy event
+ * loop between the two is enough): the listener answers 425 Too Early, which it tells only to a
+ * dialler that signed correctly, and the dialler redials at once with a fresh timestamp.
  *
  * The handshake authenticates the peer at connection time; it does not sign each frame. On a
  * network where someone could tamper with a TCP stream, use `wss://` (the `tls` option).
@@ -52,14 +55,19 @@ export const NONCE_CACHE_CAPACITY = 10_000;
  * - `wrong-version`, `wrong-cluster`: another protocol version or cluster id;
  * - `wrong-receiver`: addressed to another node id;
  * - `unknown-peer`: a sender id outside `peers`;
- * - `stale-timestamp`: outside the freshness window, or from before the listener started;
+ * - `stale-timestamp`: outside the freshness window (wall clocks that far apart, or an old
+ *   capture);
  * - `bad-signature`: the HMAC does not match (a wrong secret, or tampered fields);
+ * - `before-start`: signed correctly, but stamped before this listener started (see above):
+ *   expected now and then at start-up, answered 425 so the dialler redials at once; a count
+ *   that keeps rising long after a start means a dialler's wall clock is behind this node's;
  * - `replayed-nonce`: a nonce already used;
  * - `nonce-cache-full`: too many recent handshakes to remember another (fails closed);
  * - `timeout`: a connection that did not complete its handshake in `handshakeTimeoutMs`;
  * - `tls`: a TLS handshake that failed (for instance a client certificate not from `ca`);
  * - `bad-proof`: as dialler, the listener's answer did not prove it holds the secret;
- * - `refused`: as dialler, the listener answered the upgrade with an HTTP error.
+ * - `refused`: as dialler, the listener answered the upgrade with an HTTP error (not counted:
+ *   409, the other connection of the pair won, and 425, the listener had just started).
  */
 export const HANDSHAKE_REJECTIONS = [
   'malformed',
@@ -69,6 +77,7 @@ export const HANDSHAKE_REJECTIONS = [
   'unknown-peer',
   'stale-timestamp',
   'bad-signature',
+  'before-start',
   'replayed-nonce',
   'nonce-cache-full',
   'timeout',
@@ -90,6 +99,8 @@ export const REJECTION_STATUS: Readonly<
   'unknown-peer': 403,
   'stale-timestamp': 401,
   'bad-signature': 401,
+  // Too Early: the listener will not risk a replay, and a fresh timestamp will do.
+  'before-start': 425,
   'replayed-nonce': 401,
   'nonce-cache-full': 503,
 });
@@ -162,8 +173,10 @@ export type VerifyResult =
 
 /**
  * Checks a dialler's upgrade headers. Cheap, public checks first (so a misconfigured peer gets
- * a precise reason in the listener's log), then the timestamp, then the HMAC in constant time,
- * and only then the nonce cache, so unauthenticated traffic never fills it.
+ * a precise reason in the listener's log), then the freshness window, then the HMAC in constant
+ * time, then the listener's start (so only a holder of the secret learns it dialled too early,
+ * and a stranger's refusal never passes for the benign start-up case), and only then the nonce
+ * cache, so unauthenticated traffic never fills it.
  */
 export function verifyDial(
   headers: IncomingHttpHeaders,
@@ -208,9 +221,7 @@ export function verifyDial(
   if (to !== expect.self) return fail('wrong-receiver');
   if (!expect.peers.has(from)) return fail('unknown-peer');
   const timeMs = Number(timeText);
-  if (!(Math.abs(expect.nowMs - timeMs) < HANDSHAKE_WINDOW_MS) || timeMs < expect.notBeforeMs) {
-    return fail('stale-timestamp');
-  }
+  if (!(Math.abs(expect.nowMs - timeMs) < HANDSHAKE_WINDOW_MS)) return fail('stale-timestamp');
 
   const claims: DialClaims = {
     version: expect.version,
@@ -224,6 +235,7 @@ export function verifyDial(
   if (!signatureMatches(expect.secret, dialMessage(claims), signature)) {
     return fail('bad-signature');
   }
+  if (timeMs < expect.notBeforeMs) return fail('before-start');
   switch (expect.nonces.add(nonce, timeMs + HANDSHAKE_WINDOW_MS, expect.nowMs)) {
     case 'ok':
       return { ok: true, claims };

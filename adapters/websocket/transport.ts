@@ -44,6 +44,12 @@ interface PeerState {
   /** Failed or lost connections since the last one that opened: drives the backoff. */
   attempt: number;
   retryTimer: unknown;
+  /**
+   * The one redial without backoff a peer gets per run of failed dials, for a dial it refused
+   * as stamped before it started (425): `'due'` once refused, `'spent'` once redialled, so a
+   * peer that keeps answering 425 (a wall clock behind its own) costs no more than backoff.
+   */
+  earlyRedial: 'available' | 'due' | 'spent';
   /** What `onPeer` last reported. */
   up: boolean;
   everUp: boolean;
@@ -130,6 +136,7 @@ export class WebSocketTransport implements Transport {
         dialing: null,
         attempt: 0,
         retryTimer: null,
+        earlyRedial: 'available',
         up: false,
         everUp: false,
         bucket: new TokenBucket(resolved.ratePerSec, resolved.burst, now),
@@ -397,6 +404,17 @@ export class WebSocketTransport implements Transport {
             this.#log.debug({ peer: peer.id }, 'peer kept its own connection (tie-break)');
             return;
           }
+          if (status === REJECTION_STATUS['before-start']) {
+            // The peer started between this dial's timestamp and its arrival: expected at
+            // start-up, and a fresh timestamp gets in. The redial follows this dial's close.
+            const atOnce = peer.earlyRedial === 'available';
+            if (atOnce) peer.earlyRedial = 'due';
+            this.#log.debug(
+              { peer: peer.id, redial: atOnce ? 'at once' : 'after backoff' },
+              'peer started after this dial was stamped',
+            );
+            return;
+          }
           this.#counters.reject('refused');
           this.#log.warn(
             { peer: peer.id, status },
@@ -434,6 +452,11 @@ export class WebSocketTransport implements Transport {
   #scheduleRedial(peer: PeerState): void {
     if (this.#state !== 'open' || peer.current !== null || peer.dialing !== null) return;
     if (peer.retryTimer !== null) return;
+    if (peer.earlyRedial === 'due') {
+      peer.earlyRedial = 'spent';
+      this.#dial(peer);
+      return;
+    }
     const delayMs = backoffDelayMs(peer.attempt, this.#options.reconnect, this.#rng);
     peer.attempt += 1;
     peer.retryTimer = this.#scheduler.setTimeout(() => {
@@ -481,6 +504,7 @@ export class WebSocketTransport implements Transport {
     }
     peer.current = link;
     peer.attempt = 0;
+    peer.earlyRedial = 'available';
     this.#clearRetry(peer);
     link.markOpen(() => {
       this.#timedOut(peer, link);
@@ -608,11 +632,14 @@ export class WebSocketTransport implements Transport {
     claimedFrom: string | null,
   ): void {
     this.#counters.reject(reason);
-    if (!this.#log.enabled('warn')) return;
+    // A dial stamped just before this node started is expected at start-up, and its dialler
+    // redials at once: worth a line, not a warning.
+    const level = reason === 'before-start' ? 'info' : 'warn';
+    if (!this.#log.enabled(level)) return;
     const suppressed = this.#rejectionLog.admit(this.#clock.now());
     if (suppressed === null) return;
     // The claimed id is untrusted input: quoted and shortened; the headers are never logged.
-    this.#log.warn(
+    this.#log[level](
       {
         reason,
         remote,

@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import { createServer as createNetServer, type Socket } from 'node:net';
+import {
+  connect,
+  createServer as createNetServer,
+  type Server as NetServer,
+  type Socket,
+} from 'node:net';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { WebSocket, type ClientOptions } from 'ws';
 import {
   dialHeaders,
@@ -10,6 +17,7 @@ import {
 } from '../../adapters/websocket/handshake.js';
 import type { WebSocketTransport } from '../../adapters/websocket/index.js';
 import { PROTOCOL_VERSION } from '../../lib/codec/messages.js';
+import type { LoggerLike } from '../../lib/options.js';
 import type { PeerEvent } from '../../lib/transport.js';
 
 /** Shared set-up for the WebSocket adapter's tests: real sockets on 127.0.0.1. */
@@ -226,3 +234,129 @@ export function record(transport: WebSocketTransport): Recorded {
     isUp: (peer) => events.findLast((e) => e.peer === peer)?.up ?? false,
   };
 }
+
+/** A logger that keeps every line, as `level message {fields}`, to check what reaches the logs. */
+export function capturingLogger(lines: string[]): LoggerLike {
+  const write =
+    (level: string) =>
+    (fields: object, message: string): void => {
+      lines.push(`${level} ${message} ${JSON.stringify(fields)}`);
+    };
+  return {
+    fatal: write('fatal'),
+    error: write('error'),
+    warn: write('warn'),
+    info: write('info'),
+    debug: write('debug'),
+    trace: write('trace'),
+  };
+}
+
+/**
+ * A garbage collector, if this V8 lets us have one. mocha runs without `--expose-gc`; the flag
+ * set at run time exposes `gc` to contexts created afterwards.
+ */
+export function collector(): (() => void) | null {
+  const exposed = (globalThis as { gc?: () => void }).gc;
+  if (typeof exposed === 'function') return exposed;
+  try {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as unknown;
+    return typeof gc === 'function' ? (gc as () => void) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A TCP gate in front of a port on 127.0.0.1: what a node dials instead of its peer, so a test
+ * controls the network between them. It joins each connection to the target; `hold()` makes it
+ * keep new connections waiting (nothing read, nothing forwarded) until `release()`; `cut()`
+ * destroys every connection at once, both halves, as a broken network does.
+ */
+export class TcpGate {
+  /** Connections accepted so far. */
+  accepted = 0;
+  readonly #held: Socket[] = [];
+  readonly #sockets = new Set<Socket>();
+  #holding = false;
+
+  private constructor(
+    readonly server: NetServer,
+    readonly target: number,
+  ) {
+    server.on('connection', (socket: Socket) => {
+      this.accepted += 1;
+      this.#track(socket);
+      if (this.#holding) {
+        socket.pause();
+        this.#held.push(socket);
+      } else {
+        this.#join(socket);
+      }
+    });
+  }
+
+  static async open(target: number): Promise<TcpGate> {
+    const server = createNetServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return new TcpGate(server, target);
+  }
+
+  get url(): string {
+    const address = this.server.address();
+    assert.ok(address !== null && typeof address === 'object');
+    return `ws://127.0.0.1:${address.port}/`;
+  }
+
+  /** Connections kept waiting by `hold()`. */
+  get held(): number {
+    return this.#held.length;
+  }
+
+  hold(): void {
+    this.#holding = true;
+  }
+
+  release(): void {
+    this.#holding = false;
+    for (const socket of this.#held.splice(0)) this.#join(socket);
+  }
+
+  cut(): void {
+    this.#held.length = 0;
+    for (const socket of this.#sockets) socket.destroy();
+  }
+
+  async close(): Promise<void> {
+    this.cut();
+    await new Promise<void>((resolve) => {
+      this.server.close(() => {
+        resolve();
+      });
+    });
+  }
+
+  #join(socket: Socket): void {
+    const upstream = connect(this.target, '127.0.0.1');
+    this.#track(upstream);
+    // Ends travel through the pipes, so an answer reaches the dialler before its connection
+    // goes; an error on either half (a refused upstream, a reset) takes down the other.
+    socket.pipe(upstream).pipe(socket);
+    socket.once('error', () => upstream.destroy());
+    upstream.once('error', () => socket.destroy());
+    // Once one half has closed, what the other still receives has nowhere to go: let it flow
+    // away, or the other half would never read its end, and never close.
+    socket.once('close', () => upstream.resume());
+    upstream.once('close', () => socket.resume());
+    socket.resume();
+  }
+
+  #track(socket: Socket): void {
+    this.#sockets.add(socket);
+    socket.on('error', ignoreError);
+    socket.once('close', () => this.#sockets.delete(socket));
+  }
+}
+
+const ignoreError = (): void => undefined;

@@ -152,7 +152,7 @@ describe('websocket adapter parts', function () {
         [claims({ from: 'z' }), {}, 'unknown-peer'],
         [claims({ timeMs: 1_000_000 - HANDSHAKE_WINDOW_MS }), {}, 'stale-timestamp'],
         [claims({ timeMs: 1_000_000 + HANDSHAKE_WINDOW_MS }), {}, 'stale-timestamp'],
-        [claims({ timeMs: 999_999 }), { notBeforeMs: 1_000_000 }, 'stale-timestamp'],
+        [claims({ timeMs: 999_999 }), { notBeforeMs: 1_000_000 }, 'before-start'],
         [claims(), { secret: Buffer.from('another secret of 16+ bytes') }, 'bad-signature'],
       ];
       for (const [c, e, reason] of cases) {
