@@ -39,7 +39,8 @@ export const USAGE = `Usage:
 
 Runs one node of a synod cluster until SIGINT or SIGTERM, then stops gracefully (a leader
 hands leadership on). Leadership changes go to stdout, as readable lines or, with --json, as
-JSON lines; logs go to stderr.
+JSON lines; logs go to stderr. A node that cannot start says why on stderr and exits with
+status 2 (the command line) or 1 (the secret, the configuration, the port).
 
   --id ID             this node's id (1 to 64 characters)
   --peers LIST        every node's ws:// or wss:// URL, this node's included:
@@ -101,6 +102,15 @@ export function parseArgs(argv: readonly string[]): Command {
     secret = { kind: 'env', name: env };
   } else throw new UsageError('a secret is required: --secret-file PATH or --secret-env NAME');
 
+  const listen = values.listen === undefined ? null : parseListen(values.listen);
+  // Without --listen the node listens on the port of its own URL, so it must have one.
+  if (!Object.hasOwn(peers, id) && listen === null) {
+    throw new UsageError(
+      `--peers has no URL for this node's own id "${id}": list every node, this one ` +
+        'included, or give --listen',
+    );
+  }
+
   return {
     command: 'node',
     id,
@@ -108,7 +118,7 @@ export function parseArgs(argv: readonly string[]): Command {
     secret,
     leaseMs: values['lease-ms'] === undefined ? null : parseLeaseMs(values['lease-ms']),
     cluster: values.cluster ?? null,
-    listen: values.listen === undefined ? null : parseListen(values.listen),
+    listen,
     logLevel: parseLogLevel(values['log-level'] ?? DEFAULT_LOG_LEVEL),
     json: values.json ?? false,
   };

@@ -69,6 +69,9 @@ export interface CliIo {
 /**
  * Runs one node until a signal, then stops it gracefully. Resolves with the exit status: 0
  * after a graceful stop, 1 if the node could not start or failed.
+ *
+ * A node that never ran (no secret, a bad configuration, a port taken) says why on stderr, as a
+ * command-line problem does; once it runs, its failures are events on stdout.
  */
 export async function runNode(command: NodeCommand, io: CliIo): Promise<number> {
   const print = (event: CliEvent): void => {
@@ -78,6 +81,10 @@ export async function runNode(command: NodeCommand, io: CliIo): Promise<number> 
     print({ event: 'error', node: command.id, message });
     return 1;
   };
+  const refuse = (message: string): number => {
+    io.stderr(`synod: ${message}`);
+    return 1;
+  };
 
   let secret: string;
   try {
@@ -85,7 +92,7 @@ export async function runNode(command: NodeCommand, io: CliIo): Promise<number> 
     for (const warning of loaded.warnings) io.stderr(`synod: warning: ${warning}`);
     secret = loaded.secret;
   } catch (error) {
-    if (error instanceof SecretError) return fail(error.message);
+    if (error instanceof SecretError) return refuse(error.message);
     throw error;
   }
 
@@ -106,7 +113,7 @@ export async function runNode(command: NodeCommand, io: CliIo): Promise<number> 
     });
   } catch (error) {
     // Configuration messages name the option and never carry the secret.
-    if (error instanceof ConfigError) return fail(error.message);
+    if (error instanceof ConfigError) return refuse(error.message);
     throw error;
   }
 
@@ -145,7 +152,7 @@ export async function runNode(command: NodeCommand, io: CliIo): Promise<number> 
   try {
     await node.start();
   } catch (error) {
-    return fail(`could not start: ${error instanceof Error ? error.message : String(error)}`);
+    return refuse(`could not start: ${withCauses(error)}`);
   }
   print({
     event: 'started',
@@ -155,4 +162,19 @@ export async function runNode(command: NodeCommand, io: CliIo): Promise<number> 
     leaseMs: command.leaseMs ?? DEFAULTS.leaseMs,
   });
   return done;
+}
+
+/**
+ * An error's message followed by its causes' (`cannot listen on *:7001: listen EADDRINUSE: …`):
+ * the operator needs the system's reason, not only the layer that gave up.
+ */
+function withCauses(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const parts = [error.message];
+  let cause = error.cause;
+  for (let depth = 0; depth < 3 && cause instanceof Error; depth++) {
+    parts.push(cause.message);
+    cause = cause.cause;
+  }
+  return parts.join(': ');
 }

@@ -3,10 +3,15 @@ import { EventEmitter } from 'eventemitter3';
 import type { WebSocketTransportOptions } from '../../adapters/websocket/options.js';
 import { WebSocketTransport } from '../../adapters/websocket/transport.js';
 import { systemClock, systemScheduler, type Clock, type Scheduler } from '../clock.js';
-import type { ProtocolMessage } from '../codec/messages.js';
+import { decodeFrame, type ProtocolMessage } from '../codec/messages.js';
 import { ConfigError, InvariantError, NotStartedError } from '../errors.js';
 import type { FollowerHandler, LeaderChange, LeaderHandler, NodeEvents } from '../events.js';
-import { LeaseMachine, type LeaseEvent, type LeaseRecord } from '../lease/machine.js';
+import {
+  LeaseMachine,
+  type LeaseEvent,
+  type LeaseOutput,
+  type LeaseRecord,
+} from '../lease/machine.js';
 import type { LeaseMessage } from '../lease/messages.js';
 import {
   validateOptions,
@@ -21,6 +26,7 @@ import { Driver } from './driver.js';
 import { LeaderRole } from './leader.js';
 import { errorFields, NodeLogger } from './logger.js';
 import { NodeCounters, type NodeStats } from './stats.js';
+import { warmUpHandoff } from './warm-up.js';
 
 /**
  * - `new`: created, not started;
@@ -64,6 +70,8 @@ export class SynodNode extends EventEmitter<NodeEvents> {
   #driver: Driver<LeaseMessage, LeaseRecord, LeaseEvent> | null = null;
   #starting: Promise<void> | null = null;
   #stopping: Promise<void> | null = null;
+  /** Ends a stopped leader's wait for its successor's election early (see `#successorElected`). */
+  #endWait: (() => void) | null = null;
 
   constructor(options: NodeOptions) {
     super();
@@ -144,8 +152,10 @@ export class SynodNode extends EventEmitter<NodeEvents> {
   /**
    * Leaves the cluster gracefully. On the leader: aborts the leadership signal, waits for
    * running `onLeader` work (at most `handoffTimeoutMs`) while still renewing the lease, then
-   * releases it naming a successor; if the work did not end in time, it lets the lease lapse
-   * instead (it never releases while its work may still run). Then closes the transport.
+   * releases it naming a successor and, taking no part, waits to hear of the successor's
+   * election (at most `leaseMs/4`, and at most `handoffTimeoutMs`); if the work did not end in
+   * time, it lets the lease lapse instead (it never releases while its work may still run).
+   * Then closes the transport.
    * Idempotent.
    */
   stop(): Promise<void> {
@@ -246,6 +256,12 @@ export class SynodNode extends EventEmitter<NodeEvents> {
       if (!this.#is('starting')) return;
       this.#state = 'running';
       driver.begin();
+      // Inside the restart silence: the first run of the handoff's code costs nothing here.
+      try {
+        warmUpHandoff(this.#scheduler);
+      } catch (error) {
+        this.#log.warn(errorFields(error), 'the warm-up of the handoff code failed');
+      }
       this.#log.info(
         {
           incarnation,
@@ -286,11 +302,14 @@ export class SynodNode extends EventEmitter<NodeEvents> {
             'onLeader work did not end in time: letting the lease lapse instead of releasing it',
           );
         }
-        driver.step((now) => machine.stop(now, ended));
+        const successor = this.#stopMachine(driver, machine, ended);
         await driver.settled();
-        this.#state = 'stopped';
         this.#halt();
-        this.#log.info({ released: ended }, 'stopped');
+        const elected = successor === null ? null : await this.#successorElected();
+        if (this.#is('stopping')) {
+          this.#state = 'stopped';
+          this.#log.info({ released: ended, successorElected: elected }, 'stopped');
+        }
       }
     } else if (this.#state === 'new') {
       this.#state = 'stopped';
@@ -303,8 +322,66 @@ export class SynodNode extends EventEmitter<NodeEvents> {
     return this.#state === state;
   }
 
+  /** Stops the machine, releasing if `release`; returns the successor the Release names. */
+  #stopMachine(
+    driver: Driver<LeaseMessage, LeaseRecord, LeaseEvent>,
+    machine: LeaseMachine,
+    release: boolean,
+  ): NodeId | null {
+    let successor: NodeId | null = null;
+    driver.step((now) => {
+      const out = successorFirst(machine.stop(now, release));
+      successor = releasedTo(out);
+      return out;
+    });
+    return successor;
+  }
+
+  /**
+   * After a Release naming a successor, keeps the connections open until the successor's
+   * election is heard (a `lease.chosen` notice, from whichever node won), taking no part: the
+   * machine is stopped and the driver halted. Closing them at once made every node handle this
+   * one's going away (close frames, sockets ending, redials) in the middle of the round that
+   * elects the successor: between processes on one host that cost a handoff about a
+   * millisecond at the median and two at p90 (docs/benchmarks.md).
+   *
+   * Bounded by `leaseMs/4`, the least the other nodes wait for the successor before they
+   * campaign themselves, and by `handoffTimeoutMs` (0: no wait); a halt ends it at once.
+   * Resolves whether the election was heard.
+   */
+  #successorElected(): Promise<boolean> {
+    const { cluster, id, peers, leaseMs, handoffTimeoutMs } = this.#options;
+    const boundMs = Math.min(Math.ceil(leaseMs / 4), handoffTimeoutMs);
+    if (boundMs <= 0) return Promise.resolve(false);
+    const expect = { cluster, self: id, peers: new Set(peers.filter((p) => p !== id)) };
+    return new Promise<boolean>((resolve) => {
+      let finished = false;
+      const done = (heard: boolean): void => {
+        if (finished) return;
+        finished = true;
+        unsubscribe();
+        this.#scheduler.clearTimeout(timer);
+        this.#endWait = null;
+        resolve(heard);
+      };
+      const unsubscribe = this.#transport.onMessage((from, text) => {
+        const result = decodeFrame(text, expect);
+        if (result.ok && result.frame.from === from && result.frame.msg.type === 'lease.chosen') {
+          done(true);
+        }
+      });
+      const timer = this.#scheduler.setTimeout(() => {
+        done(false);
+      }, boundMs);
+      this.#endWait = () => {
+        done(false);
+      };
+    });
+  }
+
   /** Stops timers, input and leadership at once; sends nothing more. */
   #halt(): void {
+    this.#endWait?.();
     this.#role.halt();
     this.#driver?.halt();
     const machine = this.#machine;
@@ -395,6 +472,29 @@ export class SynodNode extends EventEmitter<NodeEvents> {
       this.#log.error({ ...errorFields(error), event }, 'an event listener failed');
     }
   }
+}
+
+/** The successor a Release in `out` names, or null if none goes out. */
+function releasedTo(out: LeaseOutput): NodeId | null {
+  for (const { message } of out.send) {
+    if (message.type === 'lease.release') return message.successor;
+  }
+  return null;
+}
+
+/**
+ * Puts the Release addressed to the successor it names ahead of the others. The successor
+ * campaigns the moment its Release arrives, and the frames go out one after the other: every
+ * frame encoded and written before the successor's adds to the handoff.
+ */
+function successorFirst(out: LeaseOutput): LeaseOutput {
+  const successor = releasedTo(out);
+  if (successor === null || out.send[0]?.to === successor) return out;
+  const send = [
+    ...out.send.filter((e) => e.to === successor),
+    ...out.send.filter((e) => e.to !== successor),
+  ];
+  return { ...out, send };
 }
 
 /** The transport a node builds from a map of peer URLs (`validateOptions` checked them). */

@@ -31,8 +31,8 @@ export interface ProcessBenchOptions {
 }
 
 export interface ProcessBenchResult {
-  /** ms from SIGKILL to the successor's onLeader. */
-  readonly failoverMs: Summary;
+  /** ms from SIGKILL to the successor's onLeader; null without kills. */
+  readonly failoverMs: Summary | null;
   /** ms from the old leader's stop() to the successor's onLeader. */
   readonly handoffMs: Summary;
   /** ms: a WebSocket round trip to another process, after an idle gap. */
@@ -50,7 +50,7 @@ function sleep(ms: number): Promise<void> {
  * The current leader, once stable: elected after line `since`, still running and not stepped
  * down, renewed at least once after line `renewedAfter`, and followed by every other process.
  */
-async function stableLeader(c: ProcessCluster, since: number, renewedAfter: number) {
+export async function stableLeader(c: ProcessCluster, since: number, renewedAfter: number) {
   return c.waitFor(
     'a stable leader',
     () => {
@@ -71,6 +71,21 @@ async function stableLeader(c: ProcessCluster, since: number, renewedAfter: numb
       return following ? elected : undefined;
     },
     30 * c.leaseMs,
+  );
+}
+
+/** Starts the process of `id` again and waits out its restart silence (three voters again). */
+export async function restart(cluster: ProcessCluster, id: string): Promise<void> {
+  const run = cluster.spawn(id);
+  const started = await cluster.waitFor(
+    `${id} to start again`,
+    () => cluster.lines.find((l) => l.run === run && l.type === 'start'),
+    20_000,
+  );
+  await cluster.waitFor(
+    'the restart silence to end',
+    () => cluster.now() > started.t + cluster.leaseMs + 20,
+    20_000,
   );
 }
 
@@ -107,22 +122,11 @@ export async function measureProcesses(options: ProcessBenchOptions): Promise<Pr
       }
       process.stderr.write(graceful ? 'h' : 'k');
       await cluster.exited(leader.id);
-      const run = cluster.spawn(leader.id);
-      const started = await cluster.waitFor(
-        `${leader.id} to start again`,
-        () => cluster.lines.find((l) => l.run === run && l.type === 'start'),
-        20_000,
-      );
-      // Past its restart silence, so the next trial has three voters again.
-      await cluster.waitFor(
-        'the restart silence to end',
-        () => cluster.now() > started.t + leaseMs + 20,
-        20_000,
-      );
+      await restart(cluster, leader.id);
     }
     process.stderr.write('\n');
     return {
-      failoverMs: summarize(failovers),
+      failoverMs: failovers.length > 0 ? summarize(failovers) : null,
       handoffMs: summarize(handoffs),
       rttMs: summarize(rtts),
       violations: checkLeadership(cluster.lines),

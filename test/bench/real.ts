@@ -1,4 +1,5 @@
 import { loadavg } from 'node:os';
+import { traceHandoffs, type HandoffTraceResult } from './handoff-trace.js';
 import { measureProcesses } from './processes.js';
 import { round, roundSummary, scale, type Summary } from './stats.js';
 import { measureInProcessHandoffs, measureLeaseRounds } from './websocket-round.js';
@@ -17,7 +18,9 @@ const IN_PROCESS_HANDOFFS = 20;
 /** Processes: leaseMs, leader kills, graceful stops. */
 const PROCESS_LEASE_MS = 500;
 const KILLS = 24;
-const STOPS = 12;
+const STOPS = 24;
+/** Graceful stops traced frame by frame, for the breakdown of a handoff. */
+const HANDOFF_TRACES = 24;
 
 /** A lease round is two quorum round trips plus processing: at most this many raw round trips. */
 export const ROUND_RATIO_TARGET = 5;
@@ -52,6 +55,8 @@ export interface RealResult {
   readonly handoffDelaysP50: number;
   readonly violations: readonly string[];
   readonly actions: number;
+  /** Where the time of a handoff between processes goes, hop by hop (traced stops). */
+  readonly handoffTrace: HandoffTraceResult;
   readonly checks: readonly RealCheck[];
 }
 
@@ -73,9 +78,15 @@ export async function measureReal(): Promise<RealResult> {
     kills: KILLS,
     stops: STOPS,
   });
+  process.stderr.write(`tracing ${HANDOFF_TRACES} graceful stops of processes… `);
+  const handoffTrace = await traceHandoffs({
+    leaseMs: PROCESS_LEASE_MS,
+    handoffs: HANDOFF_TRACES,
+  });
   const loadAfter = loadavg()[0] ?? Number.NaN;
   const ratioP50 = rounds.roundMs.p50 / rounds.rttMs.p50;
   const ratioP99 = rounds.roundMs.p99 / rounds.rttMs.p99;
+  if (processes.failoverMs === null) throw new Error('no failover measured');
   const failover = scale(processes.failoverMs, PROCESS_LEASE_MS);
   const checks: RealCheck[] = [
     {
@@ -123,8 +134,110 @@ export async function measureReal(): Promise<RealResult> {
     handoffDelaysP50: round(processes.handoffMs.p50 / (processes.rttMs.p50 / 2), 1),
     violations: processes.violations.slice(0, 10),
     actions: processes.actions,
+    handoffTrace: roundTrace(handoffTrace),
     checks,
   };
+}
+
+export interface HandoffResult {
+  readonly settings: Record<string, number>;
+  readonly loadAverage: { readonly before: number; readonly after: number };
+  /** Untraced graceful stops between processes, ms. */
+  readonly handoffMs: Summary;
+  readonly processRttMs: Summary;
+  readonly handoffTrace: HandoffTraceResult;
+  readonly checks: readonly RealCheck[];
+}
+
+/**
+ * `npm run bench -- --handoff`: only the graceful handoff between processes, untraced then
+ * traced hop by hop (about a minute), for working on it.
+ */
+export async function measureHandoff(): Promise<HandoffResult> {
+  const loadBefore = loadavg()[0] ?? Number.NaN;
+  process.stderr.write(`measuring ${STOPS} graceful stops of processes… `);
+  const processes = await measureProcesses({ leaseMs: PROCESS_LEASE_MS, kills: 0, stops: STOPS });
+  process.stderr.write(`tracing ${HANDOFF_TRACES} graceful stops of processes… `);
+  const handoffTrace = await traceHandoffs({
+    leaseMs: PROCESS_LEASE_MS,
+    handoffs: HANDOFF_TRACES,
+  });
+  const loadAfter = loadavg()[0] ?? Number.NaN;
+  return {
+    settings: { processLeaseMs: PROCESS_LEASE_MS, stops: STOPS, handoffTraces: HANDOFF_TRACES },
+    loadAverage: { before: round(loadBefore, 2), after: round(loadAfter, 2) },
+    handoffMs: roundSummary(processes.handoffMs),
+    processRttMs: roundSummary(processes.rttMs),
+    handoffTrace: roundTrace(handoffTrace),
+    checks: [
+      {
+        name: `processes: handoff p50 ≤ ${HANDOFF_P50_TARGET_MS} ms`,
+        pass: processes.handoffMs.p50 <= HANDOFF_P50_TARGET_MS,
+      },
+    ],
+  };
+}
+
+export function printHandoff(r: HandoffResult): void {
+  const h = r.handoffMs;
+  console.log(
+    `Graceful handoff between three node processes on loopback (leaseMs ${PROCESS_LEASE_MS}; ` +
+      `1-minute load average ${r.loadAverage.before} before, ${r.loadAverage.after} after).\n` +
+      `  ${STOPS} stops: stop() on the leader until the successor's onLeader, ms: ` +
+      `min ${h.min.toFixed(1)}, p50 ${h.p50.toFixed(1)} ${mark(r.checks[0]?.pass ?? false)} ` +
+      `(target ≤ ${HANDOFF_P50_TARGET_MS}), p90 ${h.p90.toFixed(1)}, max ${h.max.toFixed(1)}; ` +
+      `round trip to a process after idle p50 ${r.processRttMs.p50.toFixed(2)} ms`,
+  );
+  printTrace(r.handoffTrace);
+}
+
+function roundTrace(t: HandoffTraceResult): HandoffTraceResult {
+  return {
+    ...t,
+    hops: t.hops.map((hop) => ({ ...hop, ms: roundSummary(hop.ms) })),
+    totalMs: roundSummary(t.totalMs),
+    byPlace: Object.fromEntries(
+      Object.entries(t.byPlace).map(([where, s]) => [where, roundSummary(s)]),
+    ),
+    stopperExitMs: roundSummary(t.stopperExitMs),
+  };
+}
+
+/** `a ×2, b ×1`. */
+function countReasons(reasons: readonly string[]): string {
+  const counts = new Map<string, number>();
+  for (const r of reasons) counts.set(r, (counts.get(r) ?? 0) + 1);
+  return [...counts].map(([r, n]) => `${r} ×${String(n)}`).join(', ');
+}
+
+function printTrace(t: HandoffTraceResult): void {
+  console.log(
+    `\nWhere a handoff between processes goes: ${t.traced} stops traced frame by frame, each ` +
+      'moment read on the clock\nall processes share (CLOCK_MONOTONIC). "wire": from the frame ' +
+      "handed to the sender's transport until the receiving\nnode decoded it. The voter is the " +
+      "node whose Promise completed the successor's majority." +
+      (t.skipped.length > 0 ? `\n  left out of the hops: ${countReasons(t.skipped)}` : ''),
+  );
+  const w = [42, 10, 7, 7, 7];
+  console.log(row(['ms', 'where', 'p50', 'p90', 'p99'], w));
+  for (const hop of t.hops) {
+    const s = hop.ms;
+    console.log(row([`${hop.from} → ${hop.to}`, hop.where, ms(s.p50), ms(s.p90), ms(s.p99)], w));
+  }
+  const total = t.totalMs;
+  console.log(
+    row(['stop() → onLeader, traced', '', ms(total.p50), ms(total.p90), ms(total.p99)], w),
+  );
+  const places = Object.entries(t.byPlace)
+    .map(([where, s]) => `${where} ${s.p50.toFixed(2)}`)
+    .join(', ');
+  console.log(
+    `  summed per handoff, p50: ${places} ms\n` +
+      "  the voter handled the old leader's going away (connection closed, redial) before the " +
+      `Prepare arrived: ${t.voterBusyWithClose} of ${t.traced}\n` +
+      `  the old leader's process exited ${t.stopperExitMs.p50.toFixed(1)} ms after its stop() ` +
+      '(p50, as the bench saw it)',
+  );
 }
 
 function mark(pass: boolean): string {
@@ -235,4 +348,5 @@ export function printReal(r: RealResult): void {
         ? `no overlap, no action outside a lease ${pass(4)}`
         : `${pass(4)}\n    ${r.violations.join('\n    ')}`),
   );
+  printTrace(r.handoffTrace);
 }

@@ -9,12 +9,15 @@
  *
  * Prints tables and writes the same figures to `.bench-out/latest.json`. Exits 1 if a target or
  * an expected figure is missed (the figures are printed either way).
+ *
+ * `--handoff` measures only the graceful handoff between processes, untraced and then traced
+ * hop by hop (see handoff-trace.ts), and writes `.bench-out/handoff.json`.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { arch, availableParallelism, cpus, release, type } from 'node:os';
 import process from 'node:process';
 import { fileURLToPath } from 'node:url';
-import { measureReal, printReal, type RealResult } from './real.js';
+import { measureHandoff, measureReal, printHandoff, printReal, type RealResult } from './real.js';
 import { coldStart, failover, handoff, renewalTraffic, type Setup } from './scenarios.js';
 import { round, roundSummary, scale, summarize, type Summary } from './stats.js';
 
@@ -217,15 +220,39 @@ function print(results: readonly SizeResult[]): void {
   }
 }
 
-async function main(): Promise<void> {
-  const began = performance.now();
-  const machine = {
+function machineFacts() {
+  return {
     os: `${type()} ${release()}`,
     arch: arch(),
     cpu: cpuModel(),
     cores: availableParallelism(),
     node: process.version,
   };
+}
+
+function writeReport(name: string, report: object): void {
+  const dir = fileURLToPath(new URL('../../../.bench-out/', import.meta.url));
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(`${dir}${name}`, `${JSON.stringify(report, null, 2)}\n`);
+  console.log(`written to .bench-out/${name}`);
+}
+
+/** `--handoff`: the graceful handoff between processes only. */
+async function handoffOnly(): Promise<void> {
+  const machine = machineFacts();
+  console.log(
+    `synod bench, handoff only: ${machine.os} (${machine.arch}), ${machine.cpu}, ` +
+      `${machine.cores} cores, node ${machine.node}\n`,
+  );
+  const result = await measureHandoff();
+  printHandoff(result);
+  writeReport('handoff.json', { machine, handoff: result });
+  if (result.checks.some((c) => !c.pass)) process.exitCode = 1;
+}
+
+async function main(): Promise<void> {
+  const began = performance.now();
+  const machine = machineFacts();
   console.log(
     'synod bench: real nodes (createNode) on a virtual clock, then on real sockets and processes',
   );
@@ -284,11 +311,8 @@ async function main(): Promise<void> {
     real,
     wallSeconds,
   };
-  const dir = fileURLToPath(new URL('../../../.bench-out/', import.meta.url));
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(`${dir}latest.json`, `${JSON.stringify(report, null, 2)}\n`);
-  console.log('written to .bench-out/latest.json');
+  writeReport('latest.json', report);
   if (missed.length > 0) process.exitCode = 1;
 }
 
-await main();
+await (process.argv.includes('--handoff') ? handoffOnly() : main());

@@ -33,6 +33,8 @@ export interface ProcessClusterOptions {
   readonly actionEveryMs?: number;
   /** Have every process write a line per protocol frame (see process-node.ts). */
   readonly traceFrames?: boolean;
+  /** The successor each node names when it stops as leader (`preferredLeader`), by id. */
+  readonly successors?: Readonly<Record<string, string>>;
 }
 
 interface Run {
@@ -41,6 +43,8 @@ interface Run {
   readonly child: ChildProcess;
   readonly stderr: string[];
   exited: boolean;
+  /** The shared clock when this side saw the process exit. */
+  exitedAt: number | null;
   readonly exit: Promise<void>;
   /** Its stdout's file, open for reading; how far it was read; a partial last line. */
   readonly fd: number;
@@ -56,6 +60,7 @@ export class ProcessCluster {
   readonly lines: RunLine[] = [];
   readonly #actionEveryMs: number | undefined;
   readonly #traceFrames: boolean;
+  readonly #successors: Readonly<Record<string, string>>;
   readonly #runs: Run[] = [];
   readonly #current = new Map<string, Run>();
   readonly #dir = mkdtempSync(join(tmpdir(), 'synod-processes-'));
@@ -72,6 +77,7 @@ export class ProcessCluster {
     this.leaseMs = options.leaseMs;
     this.#actionEveryMs = options.actionEveryMs;
     this.#traceFrames = options.traceFrames ?? false;
+    this.#successors = options.successors ?? {};
   }
 
   /** Picks a free loopback port for each node; starts nothing. */
@@ -96,6 +102,7 @@ export class ProcessCluster {
       leaseMs: this.leaseMs,
       ...(this.#actionEveryMs === undefined ? {} : { actionEveryMs: this.#actionEveryMs }),
       ...(this.#traceFrames ? { traceFrames: true } : {}),
+      ...(this.#successors[id] === undefined ? {} : { preferredLeader: this.#successors[id] }),
     };
     const runNumber = this.#runs.length;
     const path = join(this.#dir, `run-${runNumber}.jsonl`);
@@ -110,6 +117,7 @@ export class ProcessCluster {
     closeSync(out);
     const exit = new Promise<void>((resolve) => {
       child.once('exit', () => {
+        run.exitedAt = this.now();
         this.#read(run);
         run.exited = true;
         resolve();
@@ -121,6 +129,7 @@ export class ProcessCluster {
       child,
       stderr: [],
       exited: false,
+      exitedAt: null,
       exit,
       fd: openSync(path, 'r'),
       position: 0,
@@ -178,6 +187,11 @@ export class ProcessCluster {
     const run = this.#current.get(id);
     if (run === undefined) throw new Error(`no process for ${id}`);
     return run.run;
+  }
+
+  /** When this side saw run number `run` exit (the shared clock), or null while it runs. */
+  exitTime(run: number): number | null {
+    return this.#runs[run]?.exitedAt ?? null;
   }
 
   /** Sends `signal` to the process of `id`; returns the shared clock's reading just before. */

@@ -21,10 +21,14 @@
  * - `action` for each leader action: every `actionEveryMs` while leading, it checks
  *   `stillLeader()` and, in the same turn, reads the clock *after* that check (`term`);
  * - `stepdown` when the term's signal aborts (`term`, `reason`);
+ * - `work-ended` when the term's leadership work has returned (`term`): a graceful stop
+ *   releases the lease only after that;
  * - `stopping` when a signal asks for a graceful stop (read right before `stop()`), `stopped`;
  * - `error` if the node fails;
  * - with `traceFrames`, `frame` for every protocol frame handed to or received from the
- *   transport (`dir`: in or out, `peer`, `msg`: its type), to see where time goes.
+ *   transport (`dir`: in or out, `peer`, `msg`: its type), and `log` for every info and debug
+ *   line the node logs (`level`, `message`: a connection closed, a redial failed…), to see
+ *   where time goes (test/bench/handoff-trace.ts reads them).
  */
 import process from 'node:process';
 import { pathToFileURL } from 'node:url';
@@ -39,7 +43,12 @@ export interface ProcessNodeConfig {
   /** How often the leader acts; default 5. */
   readonly actionEveryMs?: number;
   readonly handoffTimeoutMs?: number;
-  /** Also write a `frame` line for every protocol frame in and out (`dir`, `peer`, `msg`). */
+  /** The node this one names as its successor when it stops as leader. */
+  readonly preferredLeader?: string;
+  /**
+   * Also write a `frame` line per protocol frame in and out, and a `log` line per info or debug
+   * line of the node.
+   */
   readonly traceFrames?: boolean;
 }
 
@@ -90,6 +99,7 @@ function main(): void {
     },
     ...(config.cluster === undefined ? {} : { cluster: config.cluster }),
     ...(config.handoffTimeoutMs === undefined ? {} : { handoffTimeoutMs: config.handoffTimeoutMs }),
+    ...(config.preferredLeader === undefined ? {} : { preferredLeader: config.preferredLeader }),
   });
 
   /** Writes the deadline of the current term if it moved (a renewal). */
@@ -130,6 +140,7 @@ function main(): void {
       if (stillLeader()) write('action', { term });
       await sleep(everyMs, signal);
     }
+    write('work-ended', { term });
   });
 
   let stopping = false;
@@ -179,18 +190,22 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
  * A logger that writes warnings and errors to stderr and calls `observe` on every line: the
  * node logs each renewal (at debug), so the new deadline is written in the same turn as the
  * renewal. (The leader's action loop also looks every few ms, in case a renewal is not logged.)
+ * With `trace`, frames (trace level) and info and debug lines become lines of their own.
  */
 function observingLogger(
   observe: () => void,
-  frames: ((type: string, fields: Record<string, unknown>) => void) | null,
+  trace: ((type: string, fields: Record<string, unknown>) => void) | null,
 ): LoggerLike {
-  const quiet = (): void => {
-    observe();
-  };
-  const trace = (fields: object, message: string): void => {
+  const quiet =
+    (level: string) =>
+    (_fields: object, message: string): void => {
+      observe();
+      if (trace !== null) trace('log', { level, message });
+    };
+  const frames = (fields: object, message: string): void => {
     const f = fields as { from?: unknown; to?: unknown; type?: unknown };
-    if (frames !== null && (message === 'frame in' || message === 'frame out')) {
-      frames('frame', {
+    if (trace !== null && (message === 'frame in' || message === 'frame out')) {
+      trace('frame', {
         dir: message === 'frame in' ? 'in' : 'out',
         peer: f.from ?? f.to,
         msg: f.type,
@@ -207,10 +222,10 @@ function observingLogger(
     fatal: loud('fatal'),
     error: loud('error'),
     warn: loud('warn'),
-    info: quiet,
-    debug: quiet,
-    trace,
-    isLevelEnabled: (level) => level !== 'trace' || frames !== null,
+    info: quiet('info'),
+    debug: quiet('debug'),
+    trace: frames,
+    isLevelEnabled: (level) => level !== 'trace' || trace !== null,
   };
 }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { checkLeadership, leaderIntervals, type RunLine } from './leadership-check.js';
-import { ProcessCluster } from './process-cluster.js';
+import { ProcessCluster, type ProcessClusterOptions } from './process-cluster.js';
 
 /**
  * Real node processes on loopback, over the built-in WebSocket transport, killed (SIGKILL),
@@ -8,6 +8,9 @@ import { ProcessCluster } from './process-cluster.js';
  * and leader actions on one shared clock; after each test the checker reads all of them: no two
  * leaderships overlap and every action lies inside its actor's leadership.
  */
+
+/** A line of a process with `traceFrames`: frames carry their direction, peer and type. */
+type TracedLine = RunLine & { dir?: string; peer?: string; msg?: string };
 
 const LEASE_MS = 400;
 /** Start-up of a few Node.js processes on a small machine, plus the restart silence. */
@@ -27,8 +30,11 @@ describe('node processes on loopback', function () {
     await current.close();
   });
 
-  async function startCluster(size: number): Promise<ProcessCluster> {
-    cluster = await ProcessCluster.create({ size, leaseMs: LEASE_MS });
+  async function startCluster(
+    size: number,
+    options: Pick<ProcessClusterOptions, 'traceFrames' | 'successors'> = {},
+  ): Promise<ProcessCluster> {
+    cluster = await ProcessCluster.create({ size, leaseMs: LEASE_MS, ...options });
     await cluster.startAll(START_MS);
     return cluster;
   }
@@ -157,6 +163,43 @@ describe('node processes on loopback', function () {
       (l) => l.run === run && l.type === 'elected' && l.t < started.t + 0.9 * LEASE_MS,
     );
     assert.equal(early, undefined);
+    assertSafe(c);
+  });
+
+  it('hands leadership on when the leader stops (SIGTERM): work ends, the successor gets the first Release, the stop ends on its election', async () => {
+    // Each node names the next one as its successor, so the successor is known in advance.
+    const successors: Record<string, string> = { n1: 'n2', n2: 'n3', n3: 'n1' };
+    const c = await startCluster(3, { traceFrames: true, successors });
+    const first = await stableLeader(c, 0, { renewals: 1 });
+    const named = successors[first.id];
+    const since = c.lines.length;
+    c.signal(first.id, 'SIGTERM');
+    const next = await c.nextElected(since, ELECTION_MS, (l) => l.id !== first.id);
+    await c.exited(first.id);
+    const mine: TracedLine[] = c.linesSince(since, (l) => l.run === first.run);
+    const at = (type: string): number => mine.findIndex((l) => l.type === type);
+    // The lease is released only once the leadership work has returned (it ran on its signal).
+    assert.ok(at('stepdown') >= 0 && at('stepdown') < at('work-ended'), 'signal, then work end');
+    const releases = mine.filter(
+      (l) => l.type === 'frame' && l.dir === 'out' && l.msg === 'lease.release',
+    );
+    assert.equal(releases.length, 2, 'a Release to each other node');
+    assert.ok(mine.indexOf(releases[0] as RunLine) > at('work-ended'), 'Release after the work');
+    // The successor's Release goes out first: it campaigns the moment it arrives.
+    assert.equal(releases[0]?.peer, named);
+    // The named successor normally wins at once. (If it stalls, another node campaigns after its
+    // own wait of leaseMs/4 or more, and the old leader stops at the end of its wait.)
+    if (next.id === named) {
+      // It kept its connections until it heard of the election: its stop() ended after the
+      // successor's notice to it went out.
+      const notice = c
+        .linesSince(since, (l) => l.run === next.run && l.type === 'frame')
+        .find(
+          (l: TracedLine) => l.dir === 'out' && l.msg === 'lease.chosen' && l.peer === first.id,
+        );
+      const stopped = mine.find((l) => l.type === 'stopped');
+      assert.ok(notice !== undefined && stopped !== undefined && stopped.t > notice.t);
+    }
     assertSafe(c);
   });
 
