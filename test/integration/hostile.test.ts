@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import {
   isMainThread,
   parentPort,
@@ -35,6 +33,7 @@ import {
 import {
   closed,
   CLUSTER,
+  collector,
   FAST,
   freePort,
   puppetDial,
@@ -314,19 +313,6 @@ async function electedCluster(options: { eavesdrop: boolean }): Promise<Cluster>
 }
 
 // --- Watching for disturbance ---------------------------------------------------------------
-
-/** A garbage collector, if this V8 lets us have one. */
-function collector(): (() => void) | null {
-  const exposed = (globalThis as { gc?: () => void }).gc;
-  if (typeof exposed === 'function') return exposed;
-  try {
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as unknown;
-    return typeof gc === 'function' ? (gc as () => void) : null;
-  } catch {
-    return null;
-  }
-}
 
 const gc = collector();
 
