@@ -95,6 +95,7 @@ type Rule =
   | { readonly kind: 'term' }
   /** A lease duration in ms: a positive integer up to MAX_LEASE_MS. */
   | { readonly kind: 'leaseMs' }
+  | { readonly kind: 'boolean' }
   | { readonly kind: 'version' }
   | { readonly kind: 'message' }
   | { readonly kind: 'nullable'; readonly of: Rule }
@@ -102,6 +103,7 @@ type Rule =
 
 type StringRule = Extract<Rule, { kind: 'id' | 'incarnation' | 'value' | 'enum' }>;
 type NumberRule = Extract<Rule, { kind: 'round' | 'term' | 'leaseMs' }>;
+type BooleanRule = Extract<Rule, { kind: 'boolean' }>;
 
 /**
  * The rule shape a TypeScript type needs: nullable types need a `nullable` rule, objects need an
@@ -114,9 +116,11 @@ type RuleFor<T> = null extends T
     ? StringRule
     : T extends number
       ? NumberRule
-      : T extends object
-        ? { readonly kind: 'object'; readonly fields: FieldsOf<T> }
-        : never;
+      : T extends boolean
+        ? BooleanRule
+        : T extends object
+          ? { readonly kind: 'object'; readonly fields: FieldsOf<T> }
+          : never;
 
 type FieldsOf<T> = { readonly [K in keyof T]-?: RuleFor<T[K]> };
 
@@ -154,6 +158,7 @@ const MESSAGE_RULES: MessageRules = {
       },
     },
     maxRound: ROUND,
+    termSeen: ROUND,
   },
   'lease.accept': {
     ballot: BALLOT,
@@ -166,12 +171,19 @@ const MESSAGE_RULES: MessageRules = {
     promised: { kind: 'nullable', of: BALLOT },
     holder: { kind: 'nullable', of: OWNER },
     maxRound: ROUND,
+    termSeen: ROUND,
   },
   'lease.chosen': { ballot: BALLOT, term: TERM },
   'lease.release': {
     owner: OWNER,
     ballot: BALLOT,
     successor: { kind: 'nullable', of: ID },
+  },
+  'lease.recover': { incarnation: INCARNATION },
+  'lease.recovery': {
+    incarnation: INCARNATION,
+    maxRound: ROUND,
+    recovered: { kind: 'boolean' },
   },
   'paxos.prepare': { instance: ROUND, ballot: BALLOT },
   'paxos.promise': {
@@ -322,6 +334,9 @@ function read(rule: Rule, input: unknown, path: string, strict: boolean): unknow
       return strict
         ? integer(input, path, 1, MAX_ROUND, 'an integer from 1 to 2^52')
         : integer(input, path, 1, Number.MAX_SAFE_INTEGER, 'a positive safe integer');
+    case 'boolean':
+      if (typeof input !== 'boolean') throw new Rejection(path, 'expected true or false');
+      return input;
     case 'leaseMs':
       return integer(input, path, 1, MAX_LEASE_MS, `an integer from 1 to ${MAX_LEASE_MS}`);
     case 'version':

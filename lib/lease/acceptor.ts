@@ -1,5 +1,5 @@
 import { Acceptor } from '../paxos/acceptor.js';
-import { ballotEquals, compareBallots, type Ballot } from '../paxos/ballot.js';
+import { adoptable, ballotEquals, compareBallots, type Ballot } from '../paxos/ballot.js';
 import { ownerEquals, type Owner } from '../types.js';
 import type { AcceptedLease, LeaseMessage, LeaseValue } from './messages.js';
 
@@ -32,7 +32,11 @@ export class LeaseAcceptor extends Acceptor<LeaseValue> {
   #expiresAt: number | null = null;
   /** The last ballot accepted, kept after expiry so a late duplicate cannot revive its value. */
   #lastAccepted: Ballot | null = null;
+  /** The highest term this node has reported, told in every promise and refusal. */
+  termSeen = 0;
   #silentUntil = Number.POSITIVE_INFINITY;
+  /** Started without storage and not yet told the highest round seen: it must not vote. */
+  #recovering = false;
   #maxRound = 0;
   /** An Accept overheard while silent: not a vote, only a sign that someone holds a lease. */
   #overheard: { readonly owner: Owner; readonly ballot: Ballot; readonly until: number } | null =
@@ -43,19 +47,32 @@ export class LeaseAcceptor extends Acceptor<LeaseValue> {
     // cannot be carried across processes), which is what the silence period covers.
     super({ promised: restoredPromise, accepted: null });
     this.#leaseMs = config.leaseMs;
-    this.#maxRound = restoredPromise?.round ?? 0;
+    const restored = restoredPromise?.round ?? 0;
+    this.#maxRound = adoptable(restored) ? restored : 0;
   }
 
-  start(now: number): void {
+  /**
+   * Begins the silence. `recovering`: started without storage, it also votes for nothing after
+   * the silence until `recovered` (docs/design.md, "Restarts").
+   */
+  start(now: number, recovering = false): void {
     this.#silentUntil = now + this.silenceMs(this.#leaseMs);
+    this.#recovering = recovering;
+  }
+
+  /** Other nodes told the highest round they have seen: it votes again, above it. */
+  recovered(maxRound: number): void {
+    if (adoptable(maxRound) && maxRound > this.#maxRound) this.#maxRound = maxRound;
+    this.#recovering = false;
   }
 
   get silentUntil(): number {
     return this.#silentUntil;
   }
 
+  /** Whether it answers nothing at `now`: its restart silence, then until it has recovered. */
   isSilent(now: number): boolean {
-    return now < this.#silentUntil;
+    return now < this.#silentUntil || this.#recovering;
   }
 
   /** The value held at `now`, if its timer still runs. */
@@ -93,7 +110,13 @@ export class LeaseAcceptor extends Acceptor<LeaseValue> {
     if (!result.ok) {
       return this.#reject(ballot, 'prepare', null);
     }
-    return { type: 'lease.promise', ballot, accepted: result.accepted, maxRound: seenBefore };
+    return {
+      type: 'lease.promise',
+      ballot,
+      accepted: result.accepted,
+      maxRound: seenBefore,
+      termSeen: this.termSeen,
+    };
   }
 
   onAccept(ballot: Ballot, value: LeaseValue, now: number): AcceptorReply {
@@ -173,7 +196,7 @@ export class LeaseAcceptor extends Acceptor<LeaseValue> {
   }
 
   #see(ballot: Ballot): void {
-    if (ballot.round > this.#maxRound) this.#maxRound = ballot.round;
+    if (ballot.round > this.#maxRound && adoptable(ballot.round)) this.#maxRound = ballot.round;
   }
 
   #reject(ballot: Ballot, phase: 'prepare' | 'accept', holder: Owner | null): AcceptorReply {
@@ -184,6 +207,7 @@ export class LeaseAcceptor extends Acceptor<LeaseValue> {
       promised: this.promised,
       holder,
       maxRound: this.#maxRound,
+      termSeen: this.termSeen,
     };
   }
 }

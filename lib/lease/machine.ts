@@ -4,8 +4,9 @@ import { earliest, emptyOutput } from '../paxos/output.js';
 import type { Rng } from '../random.js';
 import { ownerEquals, type NodeId, type Output, type Owner } from '../types.js';
 import { LeaseAcceptor, type AcceptorReply, type LeaseAcceptorConfig } from './acceptor.js';
-import type { LeaseMessage } from './messages.js';
+import { withinRoundLimit, type LeaseMessage } from './messages.js';
 import { LeaseProposer, type LeaseProposerConfig } from './proposer.js';
+import { TermRecovery } from './recovery.js';
 
 export interface LeaseConfig {
   readonly id: NodeId;
@@ -41,10 +42,15 @@ export type LeaseEvent =
   | {
       readonly type: 'deposed';
       readonly term: number;
-      readonly reason: 'expired' | 'released' | 'stopped';
+      /** `superseded`: the lease held on, in a fresh term (an `elected` follows at once). */
+      readonly reason: 'expired' | 'released' | 'stopped' | 'superseded';
     }
   /** Who this node believes leads changed (itself included); null while unknown. */
-  | { readonly type: 'leader'; readonly leader: Owner | null; readonly term: number | null };
+  | { readonly type: 'leader'; readonly leader: Owner | null; readonly term: number | null }
+  /** Started without storage, it learned the highest round seen and votes again. */
+  | { readonly type: 'recovered'; readonly maxRound: number }
+  /** A message naming a round above ROUND_LIMIT was refused whole. */
+  | { readonly type: 'refused'; readonly from: NodeId; readonly reason: 'round-limit' };
 
 export type LeaseOutput = Output<LeaseMessage, LeaseRecord, LeaseEvent>;
 
@@ -71,6 +77,8 @@ export class LeaseMachine {
   #termFloor = 0;
   #announced: { owner: Owner; term: number } | null = null;
   #persisted: LeaseRecord;
+  /** Started without storage: what it must learn before it votes; null once known. */
+  #recovery: TermRecovery | null;
 
   constructor(config: LeaseConfig, restored: LeaseRecord | null) {
     if (!config.peers.includes(config.id)) {
@@ -95,6 +103,10 @@ export class LeaseMachine {
       throw new InvariantError('leaseMs·(1−ρ)/(1+ρ) − marginMs must be positive');
     }
     this.#persisted = { promised: restored?.promised ?? null, maxRound: this.#proposer.maxRound };
+    this.#recovery =
+      restored === null && this.recoversTerms()
+        ? new TermRecovery({ peers: config.peers, self: config.id, retryMs: config.leaseMs / 8 })
+        : null;
   }
 
   get owner(): Owner {
@@ -103,6 +115,11 @@ export class LeaseMachine {
 
   get maxRound(): number {
     return this.#proposer.maxRound;
+  }
+
+  /** Whether it started without storage and has not yet learned the highest round seen. */
+  get recovering(): boolean {
+    return this.#recovery !== null;
   }
 
   get silentUntil(): number {
@@ -123,7 +140,7 @@ export class LeaseMachine {
     const out = emptyOutput<LeaseMessage, LeaseRecord, LeaseEvent>();
     if (this.#started) return out;
     this.#started = true;
-    this.#acceptor.start(now);
+    this.#acceptor.start(now, this.#recovery !== null);
     return this.#finish(now, out);
   }
 
@@ -189,12 +206,21 @@ export class LeaseMachine {
     return new LeaseProposer(config, maxRound);
   }
 
+  /** A start without storage first learns the highest round seen (docs/design.md, Restarts). */
+  protected recoversTerms(): boolean {
+    return true;
+  }
+
   /** Whether a lease is held, ignoring the clock. Only for the broken variants in the tests. */
   protected get holdsLease(): boolean {
     return this.#proposer.holdsLease;
   }
 
   #deliver(from: NodeId, message: LeaseMessage, now: number, out: LeaseOutput): void {
+    if (!withinRoundLimit(message)) {
+      out.events.push({ type: 'refused', from, reason: 'round-limit' });
+      return;
+    }
     this.#receive(from, message, now, out);
     this.#route(out, now);
   }
@@ -253,12 +279,39 @@ export class LeaseMachine {
         break;
       }
       case 'lease.promise':
-        proposer.onPromise(from, message.ballot, message.accepted, message.maxRound, now, out);
+        proposer.onPromise(
+          from,
+          message.ballot,
+          message.accepted,
+          message.maxRound,
+          message.termSeen,
+          now,
+          out,
+        );
         break;
       case 'lease.accepted':
         proposer.see(message.maxRound);
         proposer.onAccepted(from, message.ballot, now, out);
         break;
+      case 'lease.recover':
+        // Answering is not voting: even a silent or recovering node tells what it has seen.
+        out.send.push({
+          to: from,
+          message: {
+            type: 'lease.recovery',
+            incarnation: message.incarnation,
+            maxRound: Math.max(proposer.maxRound, this.#acceptor.maxRound),
+            recovered: this.#recovery === null,
+          },
+        });
+        break;
+      case 'lease.recovery': {
+        const recovery = this.#recovery;
+        if (recovery === null || message.incarnation !== this.#owner.incarnation) break;
+        recovery.answer(from, message.maxRound, message.recovered);
+        if (recovery.complete) this.#recover(recovery, out);
+        break;
+      }
       case 'lease.reject':
         proposer.onReject(
           from,
@@ -266,6 +319,7 @@ export class LeaseMachine {
           message.phase,
           message.promised,
           message.maxRound,
+          message.termSeen,
           now,
           out,
         );
@@ -290,8 +344,33 @@ export class LeaseMachine {
     if (!ownerEquals(owner, this.#owner) && this.#proposer.believes(now)) return;
     if (term < this.#termFloor) return;
     this.#termFloor = term;
+    this.#acceptor.termSeen = term;
     this.#proposer.seeTerm(term);
     this.#view = { owner, term, until: now + this.config.leaseMs, ballot };
+  }
+
+  /** Enough nodes told the highest round seen: climb above it, and vote again. */
+  #recover(recovery: TermRecovery, out: LeaseOutput): void {
+    const maxRound = recovery.maxRound;
+    this.#recovery = null;
+    this.#proposer.see(maxRound);
+    this.#acceptor.recovered(maxRound);
+    out.events.push({ type: 'recovered', maxRound: this.#proposer.maxRound });
+  }
+
+  /** After the silence, asks the others for the highest round seen, again while answers lack. */
+  #askRecovery(now: number, out: LeaseOutput): void {
+    const recovery = this.#recovery;
+    if (recovery === null || now < this.#acceptor.silentUntil || !recovery.due(now)) return;
+    // Complete already: a cluster of one, with nobody to ask.
+    if (recovery.complete || recovery.majorityForgot) {
+      this.#recover(recovery, out);
+      return;
+    }
+    const incarnation = this.#owner.incarnation;
+    for (const to of recovery.ask(now)) {
+      out.send.push({ to, message: { type: 'lease.recover', incarnation } });
+    }
   }
 
   #persist(out: LeaseOutput): void {
@@ -304,6 +383,7 @@ export class LeaseMachine {
   }
 
   #finish(now: number, out: LeaseOutput): LeaseOutput {
+    this.#askRecovery(now, out);
     const mayCampaign =
       !this.#acceptor.isSilent(now) && this.#acceptor.foreignLease(this.#owner, now) === null;
     this.#proposer.tick(now, mayCampaign, out);
@@ -311,6 +391,7 @@ export class LeaseMachine {
     for (const e of out.events) {
       if (e.type === 'elected') {
         this.#termFloor = Math.max(this.#termFloor, e.term);
+        this.#acceptor.termSeen = this.#termFloor;
         this.#view = {
           owner: this.#owner,
           term: e.term,
@@ -324,7 +405,8 @@ export class LeaseMachine {
     this.#announce(now, out);
     let wakeAt = this.#proposer.wakeAt();
     wakeAt = earliest(wakeAt, this.#acceptor.nextExpiry(now));
-    if (this.#acceptor.isSilent(now)) wakeAt = earliest(wakeAt, this.#acceptor.silentUntil);
+    if (now < this.#acceptor.silentUntil) wakeAt = earliest(wakeAt, this.#acceptor.silentUntil);
+    wakeAt = earliest(wakeAt, this.#recovery?.nextAskAt ?? null);
     if (this.#view !== null && now < this.#view.until) wakeAt = earliest(wakeAt, this.#view.until);
     out.wakeAt = wakeAt;
     return out;

@@ -1,4 +1,4 @@
-import type { Ballot } from '../paxos/ballot.js';
+import { ROUND_LIMIT, type Ballot } from '../paxos/ballot.js';
 import type { NodeId, Owner } from '../types.js';
 
 /**
@@ -30,6 +30,11 @@ export type LeaseMessage =
        * not above it retries higher, so a fresh term is above every round its quorum has seen.
        */
       readonly maxRound: number;
+      /**
+       * The highest term the voter's node has reported (0: none). A leader below it moves to a
+       * fresh term above it, so that node, which ignores lower terms, follows it again.
+       */
+      readonly termSeen: number;
     }
   | { readonly type: 'lease.accept'; readonly ballot: Ballot; readonly value: LeaseValue }
   | { readonly type: 'lease.accepted'; readonly ballot: Ballot; readonly maxRound: number }
@@ -42,6 +47,8 @@ export type LeaseMessage =
       /** Set when an accept was refused because another owner's unexpired lease is held. */
       readonly holder: Owner | null;
       readonly maxRound: number;
+      /** As in a promise. */
+      readonly termSeen: number;
     }
   /**
    * Sent once by a proposer that won a fresh term, so followers learn the leader at once
@@ -54,6 +61,70 @@ export type LeaseMessage =
       /** The owner's highest ballot, a renewal in flight included: values at or below it clear. */
       readonly ballot: Ballot;
       readonly successor: NodeId | null;
+    }
+  /**
+   * Asked by a node that started without storage, once its restart silence is over: what is the
+   * highest round you have seen? It votes again only once enough nodes have answered.
+   */
+  | { readonly type: 'lease.recover'; readonly incarnation: string }
+  | {
+      readonly type: 'lease.recovery';
+      /** The asking incarnation, echoed: an answer to an earlier life's request does not count. */
+      readonly incarnation: string;
+      /** The highest round the answering node has seen, and any term it reported. */
+      readonly maxRound: number;
+      /** Whether the answering node has its memory (it has storage or has recovered). */
+      readonly recovered: boolean;
     };
 
 export type LeaseMessageType = LeaseMessage['type'];
+
+/** Every round and term a message names. */
+function roundsOf(message: LeaseMessage): number[] {
+  switch (message.type) {
+    case 'lease.prepare':
+      return [message.ballot.round];
+    case 'lease.promise':
+      return message.accepted === null
+        ? [message.ballot.round, message.maxRound, message.termSeen]
+        : [
+            message.ballot.round,
+            message.maxRound,
+            message.termSeen,
+            message.accepted.ballot.round,
+            message.accepted.value.term,
+          ];
+    case 'lease.accept':
+      return [message.ballot.round, message.value.term];
+    case 'lease.accepted':
+      return [message.ballot.round, message.maxRound];
+    case 'lease.reject':
+      return [
+        message.ballot.round,
+        message.maxRound,
+        message.termSeen,
+        message.promised?.round ?? 0,
+      ];
+    case 'lease.chosen':
+      return [message.ballot.round, message.term];
+    case 'lease.release':
+      return [message.ballot.round];
+    case 'lease.recover':
+      return [];
+    case 'lease.recovery':
+      return [message.maxRound];
+    default: {
+      const never: never = message;
+      return never;
+    }
+  }
+}
+
+/**
+ * Whether every round and term a message names is within `ROUND_LIMIT`. A message that names
+ * more is refused whole, before any part of it is acted on: a node that promised, or adopted,
+ * such a round could never again build a ballot its peers accept.
+ */
+export function withinRoundLimit(message: LeaseMessage): boolean {
+  return roundsOf(message).every((r) => r <= ROUND_LIMIT);
+}

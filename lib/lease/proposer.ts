@@ -1,4 +1,4 @@
-import { ballotEquals, compareBallots, type Ballot } from '../paxos/ballot.js';
+import { adoptable, ballotEquals, compareBallots, type Ballot } from '../paxos/ballot.js';
 import { earliest } from '../paxos/output.js';
 import { majority } from '../paxos/quorum.js';
 import type { Rng } from '../random.js';
@@ -74,6 +74,12 @@ export class LeaseProposer {
   #failures = 0;
   /** The highest term this node has reported: a fresh term of ours must not be below it. */
   #termFloor = 0;
+  /**
+   * The highest term any voter said its node reported. Above the term we lead in, that node
+   * ignores us (terms it reports never go back): the next renewal starts a fresh term above it.
+   * It happens only after a majority lost its memory at once while that node was away.
+   */
+  #votersTerm = 0;
   readonly #released = new Map<NodeId, Released>();
   #stopped = false;
 
@@ -81,20 +87,21 @@ export class LeaseProposer {
     this.#config = config;
     this.#others = config.peers.filter((p) => p !== config.owner.node);
     this.#quorum = majority(config.peers.length);
-    this.#maxRound = restoredMaxRound;
+    this.see(restoredMaxRound);
   }
 
   get maxRound(): number {
     return this.#maxRound;
   }
 
+  /** Notes a round seen in a message; the next ballot climbs above it (within ROUND_LIMIT). */
   see(round: number): void {
-    if (round > this.#maxRound) this.#maxRound = round;
+    if (round > this.#maxRound && adoptable(round)) this.#maxRound = round;
   }
 
   /** This node reported `term`: its own fresh terms must not be below it. */
   seeTerm(term: number): void {
-    if (term > this.#termFloor) this.#termFloor = term;
+    if (term > this.#termFloor && adoptable(term)) this.#termFloor = term;
     this.see(term);
   }
 
@@ -192,10 +199,12 @@ export class LeaseProposer {
     ballot: Ballot,
     accepted: AcceptedLease | null,
     maxRound: number,
+    termSeen: number,
     now: number,
     out: Sink,
   ): void {
     this.see(maxRound);
+    this.#noteVotersTerm(termSeen);
     const round = this.#round;
     if (round?.phase !== 'prepare' || !ballotEquals(round.ballot, ballot)) return;
     if (round.promises.has(from) || round.rejects.has(from)) return;
@@ -231,10 +240,12 @@ export class LeaseProposer {
     phase: 'prepare' | 'accept',
     promised: Ballot | null,
     maxRound: number,
+    termSeen: number,
     now: number,
     out: Sink,
   ): void {
     this.see(maxRound);
+    this.#noteVotersTerm(termSeen);
     if (promised !== null) this.see(promised.round);
     const round = this.#round;
     if (round?.phase !== phase || !ballotEquals(round.ballot, ballot)) return;
@@ -307,6 +318,15 @@ export class LeaseProposer {
     return this.believeMs();
   }
 
+  /**
+   * Whether a term must give way to a fresh one above the highest term a voter reported: that
+   * voter's node ignores lower terms, so it would never name this leader (docs/design.md,
+   * "Terms").
+   */
+  protected movesToFreshTerm(term: number, votersTerm: number): boolean {
+    return votersTerm > term;
+  }
+
   /** Renewal: a full round with a fresh ballot. */
   protected renew(now: number, out: Sink): void {
     this.startRound(now, true, out);
@@ -314,12 +334,20 @@ export class LeaseProposer {
 
   #beginAccept(round: Round, now: number, out: Sink): void {
     const held = this.#held;
-    const continuing = round.renewal && held !== null && now < held.deadline;
-    if (!continuing && round.ballot.round < this.#termFloor) {
-      // A fresh term below one this node reported since the Prepare went out: it could never
-      // be claimed (see #succeed), so leave no value behind and go again, above it.
+    const live = round.renewal && held !== null && now < held.deadline;
+    // A renewal keeps the term, unless a voter's node reported a higher one: it would ignore us.
+    const continuing = live && !this.movesToFreshTerm(held.term, this.#votersTerm);
+    if (
+      !continuing &&
+      (round.ballot.round < this.#termFloor ||
+        (this.movesToFreshTerm(round.ballot.round, this.#votersTerm) &&
+          round.ballot.round <= this.#votersTerm))
+    ) {
+      // A fresh term below one this node reported since the Prepare went out (it could never
+      // be claimed, see #succeed), or not above one a voter reported: leave no value behind and
+      // go again, above it. A live lease stays held meanwhile: the round is then a renewal.
       this.#round = null;
-      this.startRound(now, false, out);
+      this.startRound(now, live, out);
       return;
     }
     const term = continuing ? held.term : round.ballot.round;
@@ -368,10 +396,15 @@ export class LeaseProposer {
       held.acceptedBy = acceptedBy;
       out.events.push({ type: 'renewed', term: held.term, deadline: held.deadline });
     } else if (
-      held === null &&
+      (held === null || (now < held.deadline && value.term > held.term)) &&
       value.term === round.ballot.round &&
       value.term >= this.#termFloor
     ) {
+      if (held !== null) {
+        // The lease never lapsed, but it moves to a fresh term (see #votersTerm): the old term's
+        // work ends and the new term's begins; this round is a full round, timed from its t0.
+        out.events.push({ type: 'deposed', term: held.term, reason: 'superseded' });
+      }
       this.#held = { term: value.term, deadline, acceptedBy };
       out.events.push({ type: 'elected', term: value.term, deadline });
       this.#broadcast({ type: 'lease.chosen', ballot: round.ballot, term: value.term }, out);
@@ -427,6 +460,11 @@ export class LeaseProposer {
     const { leaseMs, rng } = this.#config;
     const after = now + leaseMs / 8 + rng.next() * (leaseMs / 8);
     if (this.#nextAttemptAt === null || this.#nextAttemptAt < after) this.#nextAttemptAt = after;
+  }
+
+  #noteVotersTerm(term: number): void {
+    if (term > this.#votersTerm && adoptable(term)) this.#votersTerm = term;
+    this.see(term);
   }
 
   #isFree(accepted: AcceptedLease | null): boolean {

@@ -5,12 +5,14 @@ import { errorFields, type NodeLogger } from './logger.js';
 import type { NodeCounters } from './stats.js';
 
 /** Why a term's leadership ended, as its signal's reason says. */
-export type EndReason = 'expired' | 'released' | 'stopped' | 'stepping-down' | 'halted';
+export type EndReason =
+  'expired' | 'released' | 'stopped' | 'superseded' | 'stepping-down' | 'halted';
 
 const END_MESSAGES: Readonly<Record<EndReason, string>> = {
   expired: 'the leader lease expired',
   released: 'leadership was released',
   stopped: 'the node stopped',
+  superseded: 'the lease moved to a fresh term, which starts its own leadership',
   'stepping-down': 'the node is stopping and hands leadership on',
   halted: 'the node halted',
 };

@@ -452,6 +452,19 @@ export class SynodNode extends EventEmitter<NodeEvents> {
             this.#role.follow(Object.freeze({ leaderId: change.leaderId, term: change.term }));
           break;
         }
+        case 'recovered':
+          this.#log.info(
+            { maxRound: event.maxRound },
+            'learned the highest round seen from the other nodes: voting again',
+          );
+          break;
+        case 'refused':
+          this.#counters.invalid('round-limit');
+          this.#log.warn(
+            { peer: event.from, reason: event.reason },
+            'refused a message naming a round above the round limit',
+          );
+          break;
         default: {
           const never: never = event;
           this.#log.error({ event: never }, 'unknown lease event');

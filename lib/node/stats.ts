@@ -10,7 +10,9 @@ import type { TransportStats } from '../transport.js';
  * - `misaddressed`: addressed to another node;
  * - `sender`: from a node that is not a peer, claiming to be this node, or naming a sender
  *   other than the peer whose link it came over;
- * - `unsupported`: a well-formed message this node has no part for (yet).
+ * - `unsupported`: a well-formed message this node has no part for (yet);
+ * - `round-limit`: a message naming a round or term above the round limit (2^48), refused
+ *   whole by the protocol before any part of it was acted on.
  */
 export const INVALID_FRAME_REASONS = [
   'oversized',
@@ -21,6 +23,7 @@ export const INVALID_FRAME_REASONS = [
   'misaddressed',
   'sender',
   'unsupported',
+  'round-limit',
 ] as const;
 
 export type InvalidFrameReason = (typeof INVALID_FRAME_REASONS)[number];

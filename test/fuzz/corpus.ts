@@ -78,10 +78,11 @@ export function isValidMessage(m: unknown): boolean {
       return keys('ballot') && isBallot(m['ballot']);
     case 'lease.promise':
       return (
-        keys('ballot', 'accepted', 'maxRound') &&
+        keys('ballot', 'accepted', 'maxRound', 'termSeen') &&
         isBallot(m['ballot']) &&
         nullOr(m['accepted'], isAcceptedLease) &&
-        isNat(m['maxRound'])
+        isNat(m['maxRound']) &&
+        isNat(m['termSeen'])
       );
     case 'lease.accept':
       return keys('ballot', 'value') && isBallot(m['ballot']) && isLeaseValue(m['value']);
@@ -89,12 +90,13 @@ export function isValidMessage(m: unknown): boolean {
       return keys('ballot', 'maxRound') && isBallot(m['ballot']) && isNat(m['maxRound']);
     case 'lease.reject':
       return (
-        keys('ballot', 'phase', 'promised', 'holder', 'maxRound') &&
+        keys('ballot', 'phase', 'promised', 'holder', 'maxRound', 'termSeen') &&
         isBallot(m['ballot']) &&
         (m['phase'] === 'prepare' || m['phase'] === 'accept') &&
         nullOr(m['promised'], isBallot) &&
         nullOr(m['holder'], isOwner) &&
-        isNat(m['maxRound'])
+        isNat(m['maxRound']) &&
+        isNat(m['termSeen'])
       );
     case 'lease.chosen':
       return keys('ballot', 'term') && isBallot(m['ballot']) && isPos(m['term']);
@@ -104,6 +106,15 @@ export function isValidMessage(m: unknown): boolean {
         isOwner(m['owner']) &&
         isBallot(m['ballot']) &&
         nullOr(m['successor'], isId)
+      );
+    case 'lease.recover':
+      return keys('incarnation') && isInc(m['incarnation']);
+    case 'lease.recovery':
+      return (
+        keys('incarnation', 'maxRound', 'recovered') &&
+        isInc(m['incarnation']) &&
+        isNat(m['maxRound']) &&
+        typeof m['recovered'] === 'boolean'
       );
     case 'paxos.prepare':
     case 'paxos.accepted':
@@ -740,6 +751,8 @@ const MESSAGE_TYPES: readonly ProtocolMessage['type'][] = [
   'lease.reject',
   'lease.chosen',
   'lease.release',
+  'lease.recover',
+  'lease.recovery',
   'paxos.prepare',
   'paxos.promise',
   'paxos.accept',
@@ -895,6 +908,7 @@ export class FrameSource {
               ballot: m.ballot,
               accepted: null,
               maxRound: Math.max(0, m.ballot.round - 1),
+              termSeen: 0,
             }
           : {
               type: 'lease.reject',
@@ -903,6 +917,7 @@ export class FrameSource {
               promised: { ...m.ballot, round: above(m.ballot.round, 1 + this.int(3)), node: from },
               holder: null,
               maxRound: above(m.ballot.round, 1),
+              termSeen: 0,
             };
         break;
       case 'lease.accept':
@@ -915,6 +930,7 @@ export class FrameSource {
               promised: null,
               holder: { node: from, incarnation: this.incarnation(from) },
               maxRound: m.ballot.round,
+              termSeen: 0,
             };
         break;
       case 'lease.promise':
@@ -935,6 +951,8 @@ export class FrameSource {
         break;
       case 'lease.chosen':
       case 'lease.release':
+      case 'lease.recover':
+      case 'lease.recovery':
       case 'paxos.prepare':
       case 'paxos.promise':
       case 'paxos.accept':
@@ -961,6 +979,7 @@ export class FrameSource {
           ballot: ballot(),
           accepted: this.chance(0.5) ? null : { ballot: ballot(), value: this.leaseValue() },
           maxRound: this.round(),
+          termSeen: this.round(),
         };
       case 'lease.accept':
         return { type, ballot: ballot(), value: this.leaseValue() };
@@ -974,6 +993,7 @@ export class FrameSource {
           promised: this.chance(0.3) ? null : ballot(),
           holder: this.chance(0.5) ? null : this.owner(),
           maxRound: this.round(),
+          termSeen: this.round(),
         };
       case 'lease.chosen':
         return { type, ballot: ballot(), term: Math.max(1, this.round()) };
@@ -983,6 +1003,15 @@ export class FrameSource {
           owner: this.owner(),
           ballot: ballot(),
           successor: this.chance(0.5) ? null : this.id(),
+        };
+      case 'lease.recover':
+        return { type, incarnation: this.incarnation(from) };
+      case 'lease.recovery':
+        return {
+          type,
+          incarnation: this.incarnation(from),
+          maxRound: this.round(),
+          recovered: this.chance(0.5),
         };
       case 'paxos.prepare':
       case 'paxos.accepted':

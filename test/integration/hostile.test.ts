@@ -1056,10 +1056,18 @@ if (isMainThread)
                   ballot: message.ballot,
                   accepted: null,
                   maxRound: message.ballot.round - 1,
+                  termSeen: 0,
                 }
               : message.type === 'lease.accept'
                 ? { type: 'lease.accepted', ballot: message.ballot, maxRound: message.ballot.round }
-                : null;
+                : message.type === 'lease.recover'
+                  ? {
+                      type: 'lease.recovery',
+                      incarnation: message.incarnation,
+                      maxRound: 0,
+                      recovered: true,
+                    }
+                  : null;
           if (reply !== null) {
             transport.deliver(
               to,

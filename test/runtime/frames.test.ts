@@ -51,6 +51,10 @@ function setup(storage?: Storage<LeaseRecord>): {
   const c = network.transport('c', IDS);
   const received: string[] = [];
   b.onMessage((_, frame) => received.push(frame));
+  // b and c answer a's recovery question as nodes with their memory would, so that a (which
+  // starts without storage unless given one) votes once its silence is over.
+  answerRecovery(b, 'b');
+  answerRecovery(c, 'c');
   void b.start();
   void c.start();
   return { clock, node, b, received, logger };
@@ -61,8 +65,10 @@ describe('frames', () => {
     const { clock, node, b, received, logger } = setup();
     await node.start();
     // Past the restart silence, so a valid Prepare would be answered.
-    await clock.advance(LEASE_MS + 1);
+    // Past the silence and the recovery exchange with b and c (1 ms each way).
+    await clock.advance(LEASE_MS + 5);
     received.length = 0;
+    const framesBefore = node.stats().framesIn;
     const bad: [string, string][] = [
       ['malformed', '{not json'],
       ['malformed', '['.repeat(20) + ']'.repeat(20)],
@@ -98,8 +104,9 @@ describe('frames', () => {
       misaddressed: 1,
       sender: 1,
       unsupported: 1,
+      'round-limit': 0,
     });
-    assert.equal(stats.framesIn, 0);
+    assert.equal(stats.framesIn, framesBefore);
     assert.deepEqual(replies(received), [], 'nothing answered an invalid frame');
     const warnings = logger.lines.filter((l) => l.message === 'dropped an invalid frame');
     assert.equal(warnings.length, bad.length);
@@ -110,7 +117,7 @@ describe('frames', () => {
     // A valid Prepare still gets its promise: the node was not disturbed.
     b.send('a', encodeFrame(prepareFrame()));
     await clock.advance(10);
-    assert.equal(node.stats().framesIn, 1);
+    assert.equal(node.stats().framesIn, framesBefore + 1);
     assert.equal(replies(received).length, 1);
     assert.match(replies(received)[0] ?? '', /"type":"lease.promise"/);
     await node.stop();
@@ -163,7 +170,8 @@ describe('frames', () => {
 
   it('halts, sends nothing and emits error when storage refuses a write', async () => {
     const storage: Storage<LeaseRecord> = {
-      load: () => Promise.resolve(null),
+      // A record on disk already: the first write is the promise's.
+      load: () => Promise.resolve({ promised: null, maxRound: 0 }),
       save: () => Promise.reject(new Error('disk full')),
     };
     const { clock, node, b, received, logger } = setup(storage);
@@ -177,6 +185,24 @@ describe('frames', () => {
     assert.equal(errors[0]?.message, 'disk full');
     assert.deepEqual(received, []);
     assert.ok(logger.lines.some((l) => l.level === 'error' && l.message.includes('halts')));
+    await node.stop();
+  });
+
+  it('refuses a Prepare naming round 2^52, counts it, and keeps voting for real ballots', async () => {
+    const { clock, node, b, received, logger } = setup();
+    await node.start();
+    await clock.advance(LEASE_MS + 5);
+    received.length = 0;
+    const hostile = { round: 2 ** 52, node: 'b', incarnation: INC_B };
+    b.send('a', encodeFrame(prepareFrame({ msg: { type: 'lease.prepare', ballot: hostile } })));
+    await clock.advance(5);
+    assert.deepEqual(replies(received), [], 'no promise for round 2^52');
+    assert.equal(node.stats().invalidFrames['round-limit'], 1);
+    assert.ok(logger.lines.some((l) => l.level === 'warn' && l.message.includes('round limit')));
+    // A real ballot is promised, and a's own campaigns stay within what its peers accept.
+    b.send('a', encodeFrame(prepareFrame()));
+    await clock.advance(5);
+    assert.match(replies(received)[0] ?? '', /"type":"lease.promise"/);
     await node.stop();
   });
 
@@ -199,6 +225,25 @@ describe('frames', () => {
 });
 
 /** Frames answering a Prepare of `b` (as opposed to `a`'s own campaign). */
+/** Answers every `lease.recover` that reaches `transport` with "round 0, recovered". */
+function answerRecovery(transport: Transport, id: string): void {
+  transport.onMessage((from, text) => {
+    const frame = JSON.parse(text) as Frame;
+    if (frame.msg.type !== 'lease.recover') return;
+    const inc = id === 'b' ? INC_B : 'fedcba9876543210';
+    const msg = {
+      type: 'lease.recovery',
+      incarnation: frame.msg.incarnation,
+      maxRound: 0,
+      recovered: true,
+    };
+    transport.send(
+      from,
+      encodeFrame({ v: 1, cluster: 'synod', from: id, to: from, inc, msg } as Frame),
+    );
+  });
+}
+
 function replies(frames: readonly string[]): string[] {
   return frames.filter((f) => /"type":"lease\.(promise|reject|accepted)"/.test(f));
 }

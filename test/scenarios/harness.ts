@@ -152,6 +152,8 @@ export class Scenario {
       n.up = true;
       n.clock = new DriftClock(this.t, 1_000_000 * (n.gen + 1), n.rate);
       n.owner = ownerKey(n.machine.owner);
+      // A later life without its record forgot what it had seen (first starts forget nothing).
+      this.checker.started(this.t, id, n.owner, n.gen > 0 && n.record === null);
       this.#apply(n, n.machine.start(n.clock.local(this.t)));
     }
   }
@@ -376,6 +378,9 @@ export class Scenario {
           break;
         case 'leader':
           if (e.term !== null) this.checker.leaderSeen(this.t, n.owner, e.term);
+          break;
+        case 'recovered':
+        case 'refused':
           break;
       }
     }

@@ -1,5 +1,11 @@
 import assert from 'node:assert/strict';
-import { LEASE_MUTANTS } from '../sim/mutants.js';
+import {
+  LEASE_MUTANTS,
+  machineWith,
+  NoIncarnationProposer,
+  NoSilenceAcceptor,
+  OverwritingAcceptor,
+} from '../sim/mutants.js';
 import { between, is, Scenario, type Wire } from './harness.js';
 
 type Factory = (typeof LEASE_MUTANTS)[keyof typeof LEASE_MUTANTS];
@@ -15,6 +21,20 @@ function awaitLeader(s: Scenario, maxMs = 3 * L): string {
   assert.ok(leader !== undefined);
   return leader;
 }
+
+/** An empty stored record for each node: a first start with storage, no recovery exchange. */
+const STORED = {
+  n: { promised: null, maxRound: 0 },
+  a: { promised: null, maxRound: 0 },
+  x: { promised: null, maxRound: 0 },
+};
+
+/**
+ * The core without the term recovery, for a schedule that stalls the node a restarted voter
+ * would have to hear from: the recovery would keep that voter out (safe, but it hides the rule
+ * the schedule is about).
+ */
+const WITHOUT_RECOVERY = machineWith({ termRecovery: false });
 
 function term(s: Scenario, id: string): number {
   const t = s.machine(id).term;
@@ -186,7 +206,9 @@ describe('named fault schedules', () => {
     assert.deepEqual(midway, [leader], 'the restarted voter gave the challenger nothing');
     s.run(4 * L);
     s.assertSafe();
-    const broken = run(LEASE_MUTANTS.noSilence);
+    // The term recovery stands in front of the silence here too (the restarted voter would wait
+    // for the leader's answer, which the slow link holds): the broken run turns both off.
+    const broken = run(machineWith({ acceptor: NoSilenceAcceptor, termRecovery: false }));
     assert.ok(broken.s.checker.violations.some((v) => v.kind === 'leaseOverlap'));
   });
 
@@ -194,9 +216,14 @@ describe('named fault schedules', () => {
     const run = (factory?: Factory): Scenario => {
       const s = new Scenario({
         ids: ['p', 'x', 'a'],
-        // x has been around: its rounds are far above anything p will use.
-        records: { x: { promised: null, maxRound: 20 } },
-        ...(factory ? { factory } : {}),
+        // x has been around: its rounds are far above anything p will use. Every node starts
+        // from storage, so the first start needs no recovery exchange.
+        records: {
+          x: { promised: null, maxRound: 20 },
+          p: { promised: null, maxRound: 0 },
+          a: { promised: null, maxRound: 0 },
+        },
+        factory: factory ?? WITHOUT_RECOVERY,
       });
       // p never hears from x, nor x from p; a campaigns for nobody; x's Releases are lost.
       s.rule((w) => (w.from === 'x' && w.to === 'p') || (w.from === 'p' && w.to === 'x'), 'drop');
@@ -225,7 +252,7 @@ describe('named fault schedules', () => {
     const good = run();
     good.assertSafe();
     assert.deepEqual(good.leaders(), ['p'], 'p keeps its lease');
-    const broken = run(LEASE_MUTANTS.overwritesLease);
+    const broken = run(machineWith({ acceptor: OverwritingAcceptor, termRecovery: false }));
     assert.ok(
       broken.checker.violations.some((v) => v.kind === 'leaseOverlap'),
       'an acceptor that lets an Accept overwrite a live lease gives two leaders here',
@@ -255,7 +282,11 @@ describe('named fault schedules', () => {
 
   it('a Release delayed until after its owner won the next round clears nothing of the new lease', () => {
     const run = (factory?: Factory): Scenario => {
-      const s = new Scenario({ ids: ['n', 'a', 'x'], ...(factory ? { factory } : {}) });
+      const s = new Scenario({
+        ids: ['n', 'a', 'x'],
+        records: STORED,
+        ...(factory ? { factory } : {}),
+      });
       s.start();
       // n leads; x never hears from n (so x will campaign the moment a is free).
       const quiet = s.rule((w) => w.message.type === 'lease.prepare' && w.from !== 'n', 'drop');
@@ -325,7 +356,96 @@ describe('named fault schedules', () => {
       return s;
     };
     run().assertSafe();
-    const broken = run(LEASE_MUTANTS.noIncarnation);
+    // Once a hears the others again it would learn their rounds (term recovery) and climb above
+    // its old ones: the broken run turns that off too, to show the incarnation on its own.
+    const broken = run(machineWith({ proposer: NoIncarnationProposer, termRecovery: false }));
     assert.ok(broken.checker.violations.some((v) => v.kind === 'ballotReused'));
+  });
+  it('two of three back without storage while the third is cut off: after the heal all three follow one leader, in a term above the one it saw', () => {
+    const high = { promised: null, maxRound: 90 };
+    const run = (factory?: Factory) => {
+      const s = new Scenario({
+        ids: ['a', 'b', 'c'],
+        records: { a: high, b: high, c: high },
+        ...(factory ? { factory } : {}),
+      });
+      s.start();
+      const first = awaitLeader(s);
+      s.run(L / 2);
+      const seen = term(s, first);
+      const viewOf = (id: string): string | null => {
+        const view = s.machine(id).leader(s.local(id));
+        return view === null ? null : `${view.owner.node}@${view.term}`;
+      };
+      // c is cut off; a and b die and come back without their storage: a majority forgot at
+      // once, so the terms they make may start lower than the one c reported.
+      const cut = s.rule((w) => w.from === 'c' || w.to === 'c', 'drop');
+      s.crash('a');
+      s.crash('b');
+      s.restart('a', { storage: false });
+      s.restart('b', { storage: false });
+      s.run(4 * L);
+      const duringCut = s.leaders();
+      const lowTerm = duringCut[0] === undefined ? null : term(s, duringCut[0]);
+      cut();
+      s.run(2 * L);
+      const leaders = s.leaders();
+      return { s, seen, lowTerm, leaders, views: ['a', 'b', 'c'].map(viewOf) };
+    };
+    const good = run();
+    assert.ok(good.lowTerm !== null && good.lowTerm < good.seen, 'a lower term while c was away');
+    assert.equal(good.leaders.length, 1, 'a leader within two lease periods of the heal');
+    const [leader] = good.leaders as [string];
+    const leaderTerm = term(good.s, leader);
+    assert.ok(leaderTerm > good.seen, `term ${leaderTerm} after ${good.seen}`);
+    assert.deepEqual(
+      good.views,
+      [1, 2, 3].map(() => `${leader}@${leaderTerm}`),
+    );
+    good.s.assertSafe();
+    // A leader that keeps its lower term: c, which reported the higher one, names nobody.
+    const broken = run(LEASE_MUTANTS.noFreshTerm);
+    assert.equal(broken.leaders.length, 1);
+    assert.equal(broken.views[2], null, 'c stays on "no leader"');
+  });
+
+  it('one node back without storage while another is away: no term below one already used', () => {
+    const run = (factory?: Factory) => {
+      const s = new Scenario({
+        ids: ['a', 'b', 'c'],
+        // a and b have been around; c starts behind and is cut off from the start.
+        records: {
+          a: { promised: null, maxRound: 90 },
+          b: { promised: null, maxRound: 90 },
+          c: { promised: null, maxRound: 0 },
+        },
+        ...(factory ? { factory } : {}),
+      });
+      const cut = s.rule((w) => w.from === 'c' || w.to === 'c', 'drop');
+      s.start();
+      const first = awaitLeader(s);
+      const seen = term(s, first);
+      const [voter] = ['a', 'b'].filter((id) => id !== first) as [string];
+      // The voter returns without storage; the leader goes down; c is back.
+      s.crash(voter);
+      s.restart(voter, { storage: false });
+      s.crash(first);
+      cut();
+      s.run(4 * L);
+      const whileDown = s.leaders();
+      // The old leader returns (with its storage): now the voter can learn the rounds seen.
+      s.restart(first, { storage: true });
+      s.run(3 * L);
+      return { s, seen, whileDown, leaders: s.leaders() };
+    };
+    const good = run();
+    // Two of three nodes are faulty here (one down, one forgot): no leader rather than an old term.
+    assert.deepEqual(good.whileDown, []);
+    assert.equal(good.leaders.length, 1);
+    const [leader] = good.leaders as [string];
+    assert.ok(term(good.s, leader) > good.seen, `term ${term(good.s, leader)} after ${good.seen}`);
+    good.s.assertSafe();
+    const broken = run(LEASE_MUTANTS.noTermRecovery);
+    assert.ok(broken.s.checker.violations.some((v) => v.kind === 'termRegressed'));
   });
 });

@@ -108,10 +108,16 @@ type ProposerClass = new (config: LeaseProposerConfig, maxRound: number) => Leas
 export function machineWith(parts: {
   acceptor?: AcceptorClass;
   proposer?: ProposerClass;
+  /** false: also skips the term recovery after a start without storage. */
+  termRecovery?: boolean;
 }): LeaseFactory {
   const Acc = parts.acceptor ?? LeaseAcceptor;
   const Prop = parts.proposer ?? LeaseProposer;
+  const recovers = parts.termRecovery ?? true;
   class Variant extends LeaseMachine {
+    protected override recoversTerms(): boolean {
+      return recovers;
+    }
     protected override createAcceptor(config: LeaseAcceptorConfig, promised: Ballot | null) {
       return new Acc(config, promised);
     }
@@ -129,6 +135,20 @@ export class FlagLeaderMachine extends LeaseMachine {
   }
 }
 
+/** Keeps leading in a term below one a voter's node reported: that node never follows it. */
+export class NoFreshTermProposer extends LeaseProposer {
+  protected override movesToFreshTerm(): boolean {
+    return false;
+  }
+}
+
+/** Back without storage, votes after its silence without learning the highest round seen. */
+export class NoTermRecoveryMachine extends LeaseMachine {
+  protected override recoversTerms(): boolean {
+    return false;
+  }
+}
+
 /** Every broken lease variant, by name. */
 export const LEASE_MUTANTS = {
   ignoresPromise: machineWith({ acceptor: IgnoresPromiseAcceptor }),
@@ -137,9 +157,17 @@ export const LEASE_MUTANTS = {
   releaseClearsAny: machineWith({ acceptor: ReleaseClearsAnyAcceptor }),
   noDrift: machineWith({ proposer: NoDriftProposer }),
   overwritesLease: machineWith({ acceptor: OverwritingAcceptor }),
+  /**
+   * The same, with the term recovery off too: in the staleAccepts schedule the restarted voter
+   * would otherwise wait for the stalled proposer's answer before voting, which keeps the stale
+   * Accept from ever finding a lower ballot's value to overwrite.
+   */
+  overwritesLeaseNoRecovery: machineWith({ acceptor: OverwritingAcceptor, termRecovery: false }),
   noSilence: machineWith({ acceptor: NoSilenceAcceptor }),
   flagLeader: (config, restored) => new FlagLeaderMachine(config, restored),
   noIncarnation: machineWith({ proposer: NoIncarnationProposer }),
+  noTermRecovery: (config, restored) => new NoTermRecoveryMachine(config, restored),
+  noFreshTerm: machineWith({ proposer: NoFreshTermProposer }),
 } satisfies Record<string, LeaseFactory>;
 
 export type LeaseMutantName = keyof typeof LEASE_MUTANTS;

@@ -103,6 +103,7 @@ const messageArbs: Record<ProtocolMessage['type'], fc.Arbitrary<ProtocolMessage>
     ballot: ballotArb,
     accepted: fc.option(fc.record({ ballot: ballotArb, value: leaseValueArb }), { nil: null }),
     maxRound: roundArb,
+    termSeen: roundArb,
   }),
   'lease.accept': fc.record({
     type: fc.constant('lease.accept' as const),
@@ -121,6 +122,7 @@ const messageArbs: Record<ProtocolMessage['type'], fc.Arbitrary<ProtocolMessage>
     promised: fc.option(ballotArb, { nil: null }),
     holder: fc.option(ownerArb, { nil: null }),
     maxRound: roundArb,
+    termSeen: roundArb,
   }),
   'lease.chosen': fc.record({
     type: fc.constant('lease.chosen' as const),
@@ -132,6 +134,13 @@ const messageArbs: Record<ProtocolMessage['type'], fc.Arbitrary<ProtocolMessage>
     owner: ownerArb,
     ballot: ballotArb,
     successor: fc.option(idArb, { nil: null }),
+  }),
+  'lease.recover': fc.record({ type: fc.constant('lease.recover' as const), incarnation: incArb }),
+  'lease.recovery': fc.record({
+    type: fc.constant('lease.recovery' as const),
+    incarnation: incArb,
+    maxRound: roundArb,
+    recovered: fc.boolean(),
   }),
   'paxos.prepare': fc.record({
     type: fc.constant('paxos.prepare' as const),
@@ -351,9 +360,17 @@ function answer(sent: { to: string; message: LeaseMessage }, inc: string): Frame
   const m = sent.message;
   let msg: LeaseMessage;
   if (m.type === 'lease.prepare') {
-    msg = { type: 'lease.promise', ballot: m.ballot, accepted: null, maxRound: m.ballot.round - 1 };
+    msg = {
+      type: 'lease.promise',
+      ballot: m.ballot,
+      accepted: null,
+      maxRound: m.ballot.round - 1,
+      termSeen: 0,
+    };
   } else if (m.type === 'lease.accept') {
     msg = { type: 'lease.accepted', ballot: m.ballot, maxRound: m.ballot.round };
+  } else if (m.type === 'lease.recover') {
+    msg = { type: 'lease.recovery', incarnation: m.incarnation, maxRound: 0, recovered: true };
   } else {
     return null;
   }
@@ -371,7 +388,8 @@ interface Conversation {
 }
 
 /**
- * Plays `steps` against a fresh machine `a` (past its restart silence). Every frame goes through
+ * Plays `steps` against a machine `a` (past its restart silence; on odd seeds started without
+ * storage, so it must first recover the highest round). Every frame goes through
  * the decoder first, as in the node; what it accepts is handed to the machine, which must not
  * throw and must address only its peers. Only messages that can be encoded are answered (a node
  * could send no other: see `unencodable`).
@@ -387,7 +405,7 @@ function converse(steps: readonly Step[], seed: number): Conversation {
       marginMs: 10,
       rng: createRng(seed),
     },
-    null,
+    seed % 2 === 1 ? null : { promised: null, maxRound: 0 },
   );
   let now = 1000;
   let sent: { to: string; message: LeaseMessage }[] = [];

@@ -29,12 +29,13 @@ function frame(msg: ProtocolMessage): Frame {
 /** One message of every type, and the nullable fields both ways. */
 const MESSAGES: ProtocolMessage[] = [
   { type: 'lease.prepare', ballot: BALLOT },
-  { type: 'lease.promise', ballot: BALLOT, accepted: null, maxRound: 0 },
+  { type: 'lease.promise', ballot: BALLOT, accepted: null, maxRound: 0, termSeen: 0 },
   {
     type: 'lease.promise',
     ballot: BALLOT,
     accepted: { ballot: { ...BALLOT, round: 5 }, value: { owner: OWNER, leaseMs: 1000, term: 5 } },
     maxRound: 6,
+    termSeen: 0,
   },
   { type: 'lease.accept', ballot: BALLOT, value: { owner: OWNER, leaseMs: 1000, term: 7 } },
   { type: 'lease.accepted', ballot: BALLOT, maxRound: 7 },
@@ -45,6 +46,7 @@ const MESSAGES: ProtocolMessage[] = [
     promised: null,
     holder: null,
     maxRound: 0,
+    termSeen: 0,
   },
   {
     type: 'lease.reject',
@@ -53,10 +55,13 @@ const MESSAGES: ProtocolMessage[] = [
     promised: { round: 9, node: 'c', incarnation: INC_B },
     holder: { node: 'c', incarnation: INC_B },
     maxRound: 9,
+    termSeen: 0,
   },
   { type: 'lease.chosen', ballot: BALLOT, term: 7 },
   { type: 'lease.release', owner: OWNER, ballot: BALLOT, successor: null },
   { type: 'lease.release', owner: OWNER, ballot: BALLOT, successor: 'c' },
+  { type: 'lease.recover', incarnation: OWNER.incarnation },
+  { type: 'lease.recovery', incarnation: OWNER.incarnation, maxRound: 12, recovered: false },
   { type: 'paxos.prepare', instance: 0, ballot: BALLOT },
   { type: 'paxos.promise', instance: 3, ballot: BALLOT, accepted: null },
   {
@@ -593,9 +598,10 @@ function messageOk(m: unknown): boolean {
     case 'lease.promise': {
       const a = m['accepted'];
       return (
-        has('ballot', 'accepted', 'maxRound') &&
+        has('ballot', 'accepted', 'maxRound', 'termSeen') &&
         ballotOk(m['ballot']) &&
         natOk(m['maxRound']) &&
+        natOk(m['termSeen']) &&
         (a === null ||
           (keysAre(a, ['ballot', 'value']) && ballotOk(a['ballot']) && leaseValueOk(a['value'])))
       );
@@ -606,12 +612,13 @@ function messageOk(m: unknown): boolean {
       return has('ballot', 'maxRound') && ballotOk(m['ballot']) && natOk(m['maxRound']);
     case 'lease.reject':
       return (
-        has('ballot', 'phase', 'promised', 'holder', 'maxRound') &&
+        has('ballot', 'phase', 'promised', 'holder', 'maxRound', 'termSeen') &&
         ballotOk(m['ballot']) &&
         (m['phase'] === 'prepare' || m['phase'] === 'accept') &&
         (m['promised'] === null || ballotOk(m['promised'])) &&
         (m['holder'] === null || ownerOk(m['holder'])) &&
-        natOk(m['maxRound'])
+        natOk(m['maxRound']) &&
+        natOk(m['termSeen'])
       );
     case 'lease.chosen':
       return has('ballot', 'term') && ballotOk(m['ballot']) && posOk(m['term']);
@@ -621,6 +628,15 @@ function messageOk(m: unknown): boolean {
         ownerOk(m['owner']) &&
         ballotOk(m['ballot']) &&
         (m['successor'] === null || idOk(m['successor']))
+      );
+    case 'lease.recover':
+      return has('incarnation') && incOk(m['incarnation']);
+    case 'lease.recovery':
+      return (
+        has('incarnation', 'maxRound', 'recovered') &&
+        incOk(m['incarnation']) &&
+        natOk(m['maxRound']) &&
+        typeof m['recovered'] === 'boolean'
       );
     case 'paxos.prepare':
     case 'paxos.accepted':
@@ -714,6 +730,7 @@ const messageArb: fc.Arbitrary<ProtocolMessage> = fc.oneof(
     ballot: ballotArb,
     accepted: fc.option(fc.record({ ballot: ballotArb, value: leaseValueArb }), { nil: null }),
     maxRound: roundArb,
+    termSeen: roundArb,
   }),
   fc.record({
     type: fc.constant('lease.accept' as const),
@@ -732,6 +749,7 @@ const messageArb: fc.Arbitrary<ProtocolMessage> = fc.oneof(
     promised: fc.option(ballotArb, { nil: null }),
     holder: fc.option(ownerArb, { nil: null }),
     maxRound: roundArb,
+    termSeen: roundArb,
   }),
   fc.record({ type: fc.constant('lease.chosen' as const), ballot: ballotArb, term: termArb }),
   fc.record({

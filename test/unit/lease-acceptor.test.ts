@@ -25,6 +25,7 @@ describe('lease acceptor', () => {
       ballot: ballot(3),
       accepted: null,
       maxRound: 0,
+      termSeen: 0,
     });
   });
 

@@ -27,9 +27,15 @@ class Harness {
   readonly persisted = new Map<string, LeaseRecord>();
   readonly wake = new Map<string, number | null>();
 
+  /**
+   * `fresh`: the machines start without storage and must learn the highest round from the others
+   * before they vote. By default they start from an empty stored record, as on a first start with
+   * storage, so the lease rules can be driven without the recovery exchange.
+   */
   constructor(
     readonly ids: string[],
     seed = 1,
+    fresh = false,
   ) {
     const rng = createRng(seed);
     ids.forEach((id, i) => {
@@ -43,7 +49,7 @@ class Harness {
           marginMs: MARGIN,
           rng,
         },
-        null,
+        fresh ? null : { promised: null, maxRound: 0 },
       );
       this.machines.set(id, machine);
     });

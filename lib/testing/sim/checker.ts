@@ -18,6 +18,17 @@ export type ViolationKind =
   /** No leader within two lease periods after the last fault healed. */
   | 'noLeaderAfterHeal'
   /**
+   * After the heal, a running node did not name the leader within two lease periods (and a few
+   * network delays): a health check built on its `leaderId` would fail.
+   */
+  | 'followerStuck'
+  /**
+   * A leader was elected with a term not above an earlier leader's, although fewer than a
+   * majority of the nodes had restarted without storage since: anyone fencing with terms
+   * would let a stale leader's write through.
+   */
+  | 'termRegressed'
+  /**
    * A stable leader was displaced: in a run without faults, after the first election; after a
    * heal, once the liveness deadline passed (the leader then must keep the lease to the end).
    */
@@ -90,6 +101,13 @@ export class Checker {
   #healAt: number | null = null;
   #leaderAfterHeal: number | null = null;
   #livenessReported = false;
+  #viewsReported = false;
+  /** Per node id: the owner it runs as (null while down) and the leader it names (or null). */
+  readonly #views = new Map<string, { owner: string | null; leader: string | null }>();
+  /** The highest term any leader was elected in. */
+  #maxTerm = 0;
+  /** Nodes restarted without storage since the election of `#maxTerm`, or unrecovered then. */
+  readonly #forgot = new Set<string>();
 
   constructor(config: CheckerConfig) {
     this.#config = config;
@@ -112,6 +130,16 @@ export class Checker {
     return this.#healAt + (2 * this.#config.leaseMs) / (1 - this.#config.maxClockDrift);
   }
 
+  /**
+   * When every running node must name the leader: the liveness deadline plus an eighth of a
+   * lease (two network delays under the liveness assumption), for the news of an election
+   * that came just before the deadline to arrive.
+   */
+  get viewDeadline(): number | null {
+    const deadline = this.livenessDeadline;
+    return deadline === null ? null : deadline + this.#config.leaseMs / 8;
+  }
+
   /** Whether `owner` believes it holds the lease at true instant `t`. */
   believes(owner: string, t: number): boolean {
     const b = this.#beliefs.get(owner);
@@ -127,7 +155,30 @@ export class Checker {
 
   // Lease
 
-  elected(t: number, owner: string, term: number, end: number): void {
+  /**
+   * `unrecovered`: nodes restarted without storage that have not yet learned the rounds seen
+   * before (they forgot, and still know nothing of this election's predecessors).
+   */
+  elected(
+    t: number,
+    owner: string,
+    term: number,
+    end: number,
+    unrecovered: readonly string[] = [],
+  ): void {
+    if (term <= this.#maxTerm && this.#forgot.size < this.#quorum) {
+      this.report(
+        'termRegressed',
+        t,
+        `${owner} elected in term ${term} after term ${this.#maxTerm}, with only ` +
+          `${this.#forgot.size} node(s) restarted without storage since`,
+      );
+    }
+    if (term > this.#maxTerm || this.#forgot.size >= this.#quorum) {
+      this.#maxTerm = term;
+      this.#forgot.clear();
+      for (const node of unrecovered) this.#forgot.add(node);
+    }
     this.#elections++;
     if (this.#stable !== null && this.#stable !== owner) {
       this.report(
@@ -155,7 +206,8 @@ export class Checker {
   }
 
   deposed(t: number, owner: string, term: number, reason: string): void {
-    if (this.#stable === owner) {
+    // `superseded`: the same owner keeps the lease in a fresh term; it is not displaced.
+    if (this.#stable === owner && reason !== 'superseded') {
       this.report(
         'leaderChanged',
         t,
@@ -169,6 +221,23 @@ export class Checker {
   ended(t: number, owner: string): void {
     if (this.#stable === owner) this.report('leaderChanged', t, `stable leader ${owner} ended`);
     this.#end(t, owner);
+    for (const view of this.#views.values()) {
+      if (view.owner === owner) {
+        view.owner = null;
+        view.leader = null;
+      }
+    }
+  }
+
+  /** `node` started as `owner`; `forgot`: it restarted without its storage. */
+  started(t: number, node: string, owner: string, forgot: boolean): void {
+    this.#views.set(node, { owner, leader: null });
+    if (forgot) this.#forgot.add(node);
+  }
+
+  /** The node running as `owner` now names `leader` (an owner, or null for nobody). */
+  viewed(t: number, owner: string, leader: string | null): void {
+    for (const view of this.#views.values()) if (view.owner === owner) view.leader = leader;
   }
 
   /** A `leader` event naming who the owner believes leads, in `term`. */
@@ -259,6 +328,7 @@ export class Checker {
     this.#healAt = t;
     this.#leaderAfterHeal = null;
     this.#livenessReported = false;
+    this.#viewsReported = false;
     for (const b of this.#beliefs.values()) {
       if (b.start <= t && t < b.end) this.#leaderAfterHeal = t;
     }
@@ -269,6 +339,7 @@ export class Checker {
    * the lease at that instant, and from then on it is stable: it must keep the lease.
    */
   advance(t: number): void {
+    this.#checkViews(t);
     const deadline = this.livenessDeadline;
     if (deadline === null || this.#livenessReported || t < deadline) return;
     this.#livenessReported = true;
@@ -309,6 +380,25 @@ export class Checker {
 
   get elections(): number {
     return this.#elections;
+  }
+
+  /** At the view deadline, every running node must name the leader holding the lease then. */
+  #checkViews(t: number): void {
+    const at = this.viewDeadline;
+    if (at === null || this.#viewsReported || t < at) return;
+    this.#viewsReported = true;
+    const [holder] = this.believers(at);
+    // No leader at all is `noLeaderAfterHeal`'s to report.
+    if (holder === undefined) return;
+    for (const [node, view] of this.#views) {
+      if (view.owner === null || view.leader === holder) continue;
+      this.report(
+        'followerStuck',
+        at,
+        `${node} names ${view.leader ?? 'nobody'} as leader at ${at}, while ${holder} leads ` +
+          `(heal at ${this.#healAt ?? 0})`,
+      );
+    }
   }
 
   #begin(t: number, owner: string, term: number, end: number): void {

@@ -31,6 +31,10 @@ export function formatMessage(m: LeaseMessage | PaxosMessage): string {
       return `lease.chosen ${ballotKey(m.ballot)} term=${m.term}`;
     case 'lease.release':
       return `lease.release ${owner(m.owner)} ${ballotKey(m.ballot)} successor=${m.successor ?? '-'}`;
+    case 'lease.recover':
+      return `lease.recover for=${m.incarnation}`;
+    case 'lease.recovery':
+      return `lease.recovery for=${m.incarnation} max=${m.maxRound} recovered=${m.recovered}`;
     case 'paxos.prepare':
       return `paxos.prepare #${m.instance} ${ballotKey(m.ballot)}`;
     case 'paxos.promise': {
@@ -59,6 +63,10 @@ export function formatEvent(e: LeaseEvent | DecreeEvent): string {
       return `deposed term=${e.term} ${e.reason}`;
     case 'leader':
       return `leader ${e.leader === null ? '-' : owner(e.leader)} term=${e.term ?? '-'}`;
+    case 'recovered':
+      return `recovered max=${e.maxRound}`;
+    case 'refused':
+      return `refused from=${e.from} ${e.reason}`;
     case 'prepared':
       return `prepared #${e.instance} ${ballotKey(e.ballot)}`;
     case 'voted':

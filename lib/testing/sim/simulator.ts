@@ -26,6 +26,7 @@ import {
 } from '../../paxos/decree.js';
 import type { PaxosMessage } from '../../paxos/messages.js';
 import { createRng, randomIncarnation, type Rng } from '../../random.js';
+import { ownerKey } from '../../types.js';
 import { Checker, type Violation } from './checker.js';
 import { DriftClock } from './clock.js';
 import { formatEvent, formatMessage } from './format.js';
@@ -590,7 +591,13 @@ class Simulation {
         }
         this.#lastLeader = node.owner;
         this.#leaderNode = node.index;
-        checker.elected(t, node.owner, e.term, node.clock.trueAt(e.deadline));
+        checker.elected(
+          t,
+          node.owner,
+          e.term,
+          node.clock.trueAt(e.deadline),
+          this.#nodes.filter((n) => n.lease?.recovering === true).map((n) => n.id),
+        );
         // The voter's own vote for itself goes unseen on the network: its election is the sign
         // (nearly always: its own acceptor is usually part of the majority it won).
         if (this.#trap !== null) {
@@ -612,6 +619,10 @@ class Simulation {
         break;
       case 'leader':
         if (e.term !== null) checker.leaderSeen(t, node.owner, e.term);
+        checker.viewed(t, node.owner, e.leader === null ? null : ownerKey(e.leader));
+        break;
+      case 'recovered':
+      case 'refused':
         break;
       default: {
         const never: never = e;
@@ -1058,7 +1069,13 @@ class Simulation {
       if (!node.up) this.#start(node, t, this.#faultRng.next() < this.#p.rates.keepStorage);
     }
     this.#checker.heal(t);
+    this.#pushLiveness(t);
+  }
+
+  /** The checker judges liveness at its deadlines: a leader, then every node naming it. */
+  #pushLiveness(t: number): void {
     this.#push(LIVENESS, this.#checker.livenessDeadline ?? t, -1, 0, 0);
+    this.#push(LIVENESS, this.#checker.viewDeadline ?? t, -1, 0, 0);
   }
 
   // Incarnations
@@ -1091,6 +1108,7 @@ class Simulation {
       else this.#counts.faults.restartWithoutStorage++;
     }
     if (!keepStorage) node.leaseRecord = null;
+    this.#checker.started(t, node.id, node.owner, !first && !keepStorage);
     const leaseConfig: LeaseConfig = {
       id: node.id,
       incarnation: node.incarnation,
@@ -1132,7 +1150,7 @@ class Simulation {
     this.#applyLease(node, node.lease.start(node.clock.local(t)), t);
     if (first && this.#healAt <= 0 && this.#nodes.every((n) => n.up)) {
       this.#checker.heal(t);
-      this.#push(LIVENESS, this.#checker.livenessDeadline ?? t, -1, 0, 0);
+      this.#pushLiveness(t);
     }
     this.#push(ACT, t + this.#exp(this.#appRng, p.actEveryMs), node.index, node.gen, 1);
     this.#push(PROPOSE, t + this.#exp(this.#appRng, p.proposeEveryMs), node.index, node.gen, 1);
