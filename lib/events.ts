@@ -9,13 +9,16 @@ export interface LeaderInfo {
   readonly term: number;
   /**
    * Aborts, with a `LeadershipLostError` as its reason, the moment this term's leadership ends:
-   * the lease lapsed or was lost, or the node is stopping.
+   * the lease lapsed or was lost, or the node is stopping. Exact when read: `aborted`, `reason`
+   * and `throwIfAborted()` compare the lease deadline with the clock and abort it first if the
+   * deadline has passed, even after a stall in which no timer has run.
    */
   readonly signal: AbortSignal;
   /**
-   * Whether this node still holds the lease of this term *now*: compares the lease deadline
-   * with the clock at the moment of the call, so it is false after a stall even before any
-   * timer has run. Call it right before every leader action, in the same synchronous turn.
+   * Whether this node still holds the lease of this term *now*: `!signal.aborted`, so it
+   * compares the lease deadline with the clock at the moment of the call, is false after a
+   * stall even before any timer has run, and a false answer aborts `signal`. Call it right
+   * before every leader action, in the same synchronous turn.
    */
   readonly stillLeader: () => boolean;
 }

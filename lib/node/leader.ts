@@ -1,6 +1,7 @@
 import type { Scheduler } from '../clock.js';
 import { LeadershipLostError } from '../errors.js';
 import type { FollowerHandler, FollowerInfo, LeaderHandler, LeaderInfo } from '../events.js';
+import { exactAbortController } from './exact-signal.js';
 import { errorFields, type NodeLogger } from './logger.js';
 import type { NodeCounters } from './stats.js';
 
@@ -41,7 +42,11 @@ interface Entry<H> {
  * The `onLeader` / `onFollower` bookkeeping of one node, and the order of a graceful handoff.
  *
  * - Each term gets its own `AbortController`; its signal aborts (with a `LeadershipLostError`)
- *   the moment the term ends, and `stillLeader()` asks the lease, never a flag.
+ *   the moment the term ends. It is exact when read (see exact-signal.ts): a read after the
+ *   lease deadline aborts it first, even when no timer has run since a stall, so the
+ *   application's own overdue timer cannot see `aborted === false` past the deadline.
+ *   `stillLeader()` is that same read: it asks the lease, never a flag, and a false answer
+ *   aborts the signal too.
  * - A handler is started only after re-checking the lease in the same turn, so a handler never
  *   starts outside its node's lease.
  * - Handlers that throw or reject are caught, logged and counted; they never break the node.
@@ -116,12 +121,17 @@ export class LeaderRole {
     // A new term without a `deposed` for the old one: the old one has lapsed.
     if (this.#current !== null) this.end('expired');
     if (this.#steppingDown) return;
-    const controller = new AbortController();
     const { holds, now } = this.#deps;
+    const controller = exactAbortController({
+      now,
+      valid: (at) => holds(term, at),
+      reason: () => new LeadershipLostError(END_MESSAGES.expired),
+    });
+    const { signal } = controller;
     const info: LeaderInfo = Object.freeze({
       term,
-      signal: controller.signal,
-      stillLeader: (): boolean => !controller.signal.aborted && holds(term, now()),
+      signal,
+      stillLeader: (): boolean => !signal.aborted,
     });
     const current: Term = { term, controller, info };
     this.#current = current;
@@ -211,10 +221,9 @@ export class LeaderRole {
   }
 
   #start(entry: Entry<LeaderHandler>, current: Term): void {
-    // The handler start is a leader action: it must fall inside the lease.
-    if (current.controller.signal.aborted || !this.#deps.holds(current.term, this.#deps.now())) {
-      return;
-    }
+    // The handler start is a leader action: it must fall inside the lease (the read of the
+    // exact signal checks the lease against the clock).
+    if (current.controller.signal.aborted) return;
     this.#deps.counters.leaderHandlerRuns += 1;
     let result: unknown;
     try {

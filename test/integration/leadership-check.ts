@@ -21,6 +21,8 @@ export interface RunLine {
   readonly leaderId?: string | null;
   readonly isLeader?: boolean;
   readonly reason?: string | null;
+  /** An action's clock reading right before its check. */
+  readonly checkedAt?: number;
 }
 
 export interface LeaderInterval {

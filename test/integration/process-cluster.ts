@@ -31,6 +31,8 @@ export interface ProcessClusterOptions {
   readonly size?: number;
   readonly leaseMs: number;
   readonly actionEveryMs?: number;
+  /** What leaders check before each action (see process-node.ts); default `stillLeader()`. */
+  readonly guard?: ProcessNodeConfig['guard'];
   /** Have every process write a line per protocol frame (see process-node.ts). */
   readonly traceFrames?: boolean;
   /** The successor each node names when it stops as leader (`preferredLeader`), by id. */
@@ -59,6 +61,7 @@ export class ProcessCluster {
   /** Every line of every process, in arrival order. */
   readonly lines: RunLine[] = [];
   readonly #actionEveryMs: number | undefined;
+  readonly #guard: ProcessNodeConfig['guard'];
   readonly #traceFrames: boolean;
   readonly #successors: Readonly<Record<string, string>>;
   readonly #runs: Run[] = [];
@@ -76,6 +79,7 @@ export class ProcessCluster {
     this.urls = urls;
     this.leaseMs = options.leaseMs;
     this.#actionEveryMs = options.actionEveryMs;
+    this.#guard = options.guard;
     this.#traceFrames = options.traceFrames ?? false;
     this.#successors = options.successors ?? {};
   }
@@ -101,6 +105,7 @@ export class ProcessCluster {
       peers: this.urls,
       leaseMs: this.leaseMs,
       ...(this.#actionEveryMs === undefined ? {} : { actionEveryMs: this.#actionEveryMs }),
+      ...(this.#guard === undefined ? {} : { guard: this.#guard }),
       ...(this.#traceFrames ? { traceFrames: true } : {}),
       ...(this.#successors[id] === undefined ? {} : { preferredLeader: this.#successors[id] }),
     };

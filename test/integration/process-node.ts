@@ -19,7 +19,8 @@
  * - `elected` when its leadership work starts (`term`, `deadline`);
  * - `renewal` each time the deadline of the current term moves (`term`, `deadline`);
  * - `action` for each leader action: every `actionEveryMs` while leading, it checks
- *   `stillLeader()` and, in the same turn, reads the clock *after* that check (`term`);
+ *   `stillLeader()` (or, with `guard: 'signal'`, only `signal.aborted`) and, in the same turn,
+ *   reads the clock *after* that check (`term`; `checkedAt`, the clock read right before it);
  * - `stepdown` when the term's signal aborts (`term`, `reason`);
  * - `work-ended` when the term's leadership work has returned (`term`): a graceful stop
  *   releases the lease only after that;
@@ -42,6 +43,11 @@ export interface ProcessNodeConfig {
   readonly cluster?: string;
   /** How often the leader acts; default 5. */
   readonly actionEveryMs?: number;
+  /**
+   * What the leader checks right before each action: `stillLeader()` (the default), or only
+   * `signal.aborted`, as much application code does after an `await`.
+   */
+  readonly guard?: 'stillLeader' | 'signal';
   readonly handoffTimeoutMs?: number;
   /** The node this one names as its successor when it stops as leader. */
   readonly preferredLeader?: string;
@@ -134,10 +140,13 @@ function main(): void {
       },
       { once: true },
     );
+    const mayAct = config.guard === 'signal' ? () => !signal.aborted : stillLeader;
     while (!signal.aborted) {
       noteDeadline();
-      // The action: the check and the clock reading after it, in one synchronous turn.
-      if (stillLeader()) write('action', { term });
+      // The action: the check and the clock readings around it, in one synchronous turn. The
+      // loop's timer may have fallen due during a stall: the check then runs after it.
+      const checkedAt = now();
+      if (mayAct()) write('action', { term, checkedAt });
       await sleep(everyMs, signal);
     }
     write('work-ended', { term });

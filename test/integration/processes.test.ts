@@ -32,7 +32,7 @@ describe('node processes on loopback', function () {
 
   async function startCluster(
     size: number,
-    options: Pick<ProcessClusterOptions, 'traceFrames' | 'successors'> = {},
+    options: Pick<ProcessClusterOptions, 'traceFrames' | 'successors' | 'guard'> = {},
   ): Promise<ProcessCluster> {
     cluster = await ProcessCluster.create({ size, leaseMs: LEASE_MS, ...options });
     await cluster.startAll(START_MS);
@@ -237,6 +237,47 @@ describe('node processes on loopback', function () {
       [],
     );
     assertSafe(c);
+  });
+
+  it('refuses, after SIGCONT, the write of a timer that fell due while the leader was frozen past its lease, guarded by signal.aborted alone', async () => {
+    // Each leader acts every 5 ms, checking only `signal.aborted` after its sleep. Frozen, its
+    // sleep falls due long before the node's next timer, so it runs first on SIGCONT: with a
+    // signal aborted only by that timer, it read `false` and wrote, past the lease (most
+    // freezes). Three freezes, of whichever process leads.
+    const c = await startCluster(3, { guard: 'signal' });
+    let since = 0;
+    const straddled: RunLine[] = [];
+    for (let freeze = 0; freeze < 3; freeze++) {
+      const frozen = await stableLeader(c, since, { renewals: 1 });
+      since = c.lines.length;
+      c.signal(frozen.id, 'SIGSTOP');
+      // Frozen until another leader is elected and renews: its lease has long ended.
+      await stableLeader(c, since, { renewals: 2, exclude: [frozen.id] });
+      const resumedAt = c.signal(frozen.id, 'SIGCONT');
+      const mine = (l: RunLine): boolean => l.run === frozen.run && l.term === frozen.term;
+      await c.waitFor(
+        `${frozen.id} to end its work of term ${frozen.term}`,
+        () => c.lines.find((l) => mine(l) && l.type === 'work-ended'),
+        ELECTION_MS,
+      );
+      const old = leaderIntervals(c.lines).intervals.find(
+        (i) => i.run === frozen.run && i.term === frozen.term,
+      );
+      assert.ok(old !== undefined && old.lastDeadline < resumedAt);
+      const actions = c.linesSince(since, (l) => mine(l) && l.type === 'action');
+      // No check made after the thaw let a write through.
+      assert.deepEqual(
+        actions.filter((l) => (l.checkedAt ?? l.t) >= resumedAt),
+        [],
+        `freeze ${freeze + 1}: ${frozen.id} wrote after SIGCONT, past its deadline ${old.lastDeadline.toFixed(3)}`,
+      );
+      // A freeze can also land between a check and its write (a few microseconds in 5 ms): that
+      // write, checked before the freeze, is past its check, the limit the docs state; it is
+      // not what this test is about, and the checker below leaves it out.
+      straddled.push(...actions.filter((l) => l.t >= resumedAt));
+    }
+    const violations = checkLeadership(c.lines.filter((l) => !straddled.includes(l)));
+    assert.deepEqual(violations, [], violations.join('\n'));
   });
 });
 

@@ -120,9 +120,17 @@ describe('leadership', () => {
     assert.ok(c.clock.now() >= deadline);
   });
 
-  it('stillLeader() reads false after a stall, before any timer has run', async () => {
+  it('stillLeader() reads false after a stall, before any timer has run, and aborts the signal', async () => {
     const infos: LeaderInfo[] = [];
-    cluster = createTestCluster({ size: 3, setup: (node) => node.onLeader((i) => infos.push(i)) });
+    const aborts: unknown[] = [];
+    cluster = createTestCluster({
+      size: 3,
+      setup: (node) =>
+        node.onLeader((i) => {
+          infos.push(i);
+          i.signal.addEventListener('abort', () => aborts.push(i.signal.reason));
+        }),
+    });
     const c = cluster;
     await c.start();
     const leader = await c.waitForLeader();
@@ -133,12 +141,107 @@ describe('leadership', () => {
     assert.ok(deadline !== null);
     // The event loop stalls past the deadline: no timer fires, no message arrives.
     c.clock.jump(deadline - c.clock.now() + 1);
+    assert.equal(aborts.length, 0, 'nothing has run since the stall');
     assert.equal(held.stillLeader(), false);
     assert.equal(leader.isLeader, false);
-    assert.equal(held.signal.aborted, false, 'no timer has run yet');
-    // The first wake after the stall notices and aborts.
-    await c.advance(0);
+    // The same read aborted the signal: its listeners ran then, once.
+    assert.equal(aborts.length, 1);
+    assert.ok(aborts[0] instanceof LeadershipLostError);
     assert.equal(held.signal.aborted, true);
+    // The node's own check at its first wake finds the term ended already.
+    await c.advance(0);
+    assert.equal(aborts.length, 1);
+  });
+
+  it('reads the signal as aborted after a stall past the deadline, before any timer has run', async () => {
+    const infos: LeaderInfo[] = [];
+    const aborts: { at: number; reason: unknown }[] = [];
+    cluster = createTestCluster({
+      size: 3,
+      setup: (node) =>
+        node.onLeader((i) => {
+          infos.push(i);
+          i.signal.addEventListener('abort', () => {
+            aborts.push({ at: c.clock.now(), reason: i.signal.reason });
+          });
+        }),
+    });
+    const c = cluster;
+    await c.start();
+    const leader = await c.waitForLeader();
+    const [held] = infos;
+    assert.ok(held);
+    const deadline = leader.leaseDeadline;
+    assert.ok(deadline !== null);
+    c.clock.jump(deadline - c.clock.now() + 5);
+    assert.equal(aborts.length, 0);
+    assert.equal(held.signal.aborted, true);
+    assert.equal(aborts.length, 1);
+    const [abort] = aborts;
+    assert.ok(abort?.reason instanceof LeadershipLostError);
+    assert.equal(abort.reason.message, 'the leader lease expired');
+    assert.equal(held.signal.reason, abort.reason);
+    assert.throws(() => {
+      held.signal.throwIfAborted();
+    }, abort.reason);
+    assert.equal(held.stillLeader(), false);
+    await c.advance(0);
+    assert.equal(aborts.length, 1, 'the listeners ran once');
+  });
+
+  it('an application timer that fell due during a stall reads the signal as aborted, though it runs before the node’s timer', async () => {
+    // Timers that fell due during a stall run in due order: the application's short timer runs
+    // before the node's next one (and before any frame is delivered), and the signal must
+    // already read aborted there.
+    const infos: LeaderInfo[] = [];
+    cluster = createTestCluster({ size: 3, setup: (node) => node.onLeader((i) => infos.push(i)) });
+    const c = cluster;
+    await c.start();
+    const leader = await c.waitForLeader();
+    const [held] = infos;
+    assert.ok(held);
+    // The election's frames have all been delivered; the next frame comes with the renewal.
+    await c.advance(20);
+    const reads: boolean[] = [];
+    c.clock.setTimeout(() => reads.push(held.signal.aborted), 1);
+    const deadline = leader.leaseDeadline;
+    assert.ok(deadline !== null);
+    c.clock.jump(deadline - c.clock.now() + 1);
+    await c.advance(0);
+    assert.deepEqual(reads, [true]);
+    assert.equal(held.signal.aborted, true);
+  });
+
+  it('keeps the signal through a renewal: past the first deadline and before the renewed one it has not aborted', async () => {
+    const infos: LeaderInfo[] = [];
+    let aborts = 0;
+    cluster = createTestCluster({
+      size: 3,
+      setup: (node) =>
+        node.onLeader((i) => {
+          infos.push(i);
+          i.signal.addEventListener('abort', () => (aborts += 1));
+        }),
+    });
+    const c = cluster;
+    await c.start();
+    const leader = await c.waitForLeader();
+    const [held] = infos;
+    assert.ok(held);
+    const first = leader.leaseDeadline;
+    assert.ok(first !== null);
+    assert.ok(await c.runUntil(() => (leader.leaseDeadline ?? 0) > first, 1000), 'a renewal');
+    const renewed = leader.leaseDeadline;
+    assert.ok(renewed !== null && c.clock.now() < first);
+    // Stalls past the first deadline, not the renewed one.
+    c.clock.jump(first - c.clock.now() + 1);
+    assert.equal(held.signal.aborted, false);
+    held.signal.throwIfAborted();
+    assert.equal(held.stillLeader(), true);
+    assert.equal(aborts, 0);
+    c.clock.jump(renewed - c.clock.now());
+    assert.equal(held.signal.aborted, true);
+    assert.equal(aborts, 1);
   });
 
   it('runs an onLeader registered while already leading at once', async () => {
