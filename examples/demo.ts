@@ -1,9 +1,10 @@
 /**
- * `npm run demo`: three replicas as three real processes, each running `synod node` (the
- * command this package installs) over WebSocket on 127.0.0.1. The demo starts them, kills the
- * leader (SIGKILL), restarts it, stops the next leader gracefully (SIGTERM), and prints what
- * each process reports and how long each step took. It exits 0 by itself when all went as
- * expected, and 1 (after killing whatever still runs) when something did not.
+ * `npm run example -- demo` (or `npm run demo`): three replicas as three real processes, each
+ * running `synod node` (the command this package installs) over WebSocket on 127.0.0.1. The
+ * demo starts them, kills the leader (SIGKILL), restarts it, stops the next leader gracefully
+ * (SIGTERM), and prints what each process reports and how long each step took. It exits 0 by
+ * itself when all went as expected, and 1 (after killing whatever still runs) when something
+ * did not.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

@@ -2,7 +2,7 @@
  * Leader election in a few lines: three nodes in one process, on an in-memory network. The
  * leader does a little periodic work; the others follow; then every node stops gracefully.
  *
- *   npm run build:test && node dist-test/examples/leader-election.js
+ *   npm run example -- leader-election
  *
  * In an application each node runs in its own replica and imports from the package:
  * `import { createNode } from 'synod'`, `import { MemoryNetwork } from 'synod/adapters/memory'`.

@@ -1,5 +1,6 @@
 /** The WebSocket transport, exported as `synod/adapters/websocket`. */
-export { WebSocketTransport, type ConnectionInfo } from './transport.js';
+export { WebSocketTransport } from './transport.js';
+export type { ConnectionInfo } from './connection-info.js';
 export {
   WEBSOCKET_DEFAULTS,
   MIN_SECRET_BYTES,
@@ -9,4 +10,4 @@ export {
 } from './options.js';
 export type { WebSocketTransportStats } from './stats.js';
 export { HANDSHAKE_REJECTIONS, type HandshakeRejection } from './handshake.js';
-export { CLOSE_CODES } from './link.js';
+export { CLOSE_CODES } from './close-codes.js';

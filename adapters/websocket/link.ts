@@ -1,19 +1,8 @@
 import type { RawData, WebSocket } from 'ws';
 import type { Clock, Scheduler } from '../../lib/clock.js';
 import type { NodeId } from '../../lib/types.js';
+import type { LinkDirection } from './connection-info.js';
 import type { LinkFacts } from './tie-break.js';
-
-/** Close codes synod uses (4000–4999 is the range RFC 6455 leaves to applications). */
-export const CLOSE_CODES = Object.freeze({
-  /** The transport is closing. */
-  goingAway: 1001,
-  /** The other connection of the pair won the tie-break. */
-  duplicate: 4001,
-  /** A connection from a newer instance of the peer replaced this one. */
-  superseded: 4002,
-});
-
-export type LinkDirection = 'inbound' | 'outbound';
 
 export interface LinkTiming {
   readonly scheduler: Scheduler;

@@ -20,7 +20,9 @@ import {
   type DialClaims,
   type HandshakeRejection,
 } from './handshake.js';
-import { CLOSE_CODES, Link, rawDataToString, type LinkDirection, type LinkTiming } from './link.js';
+import { CLOSE_CODES } from './close-codes.js';
+import type { ConnectionInfo } from './connection-info.js';
+import { Link, rawDataToString, type LinkTiming } from './link.js';
 import { Listener } from './listener.js';
 import { LogThrottle } from './log-throttle.js';
 import { NonceCache } from './nonce-cache.js';
@@ -55,13 +57,6 @@ interface PeerState {
   everUp: boolean;
   /** Rate limit on frames received from this peer, across its connections. */
   readonly bucket: TokenBucket;
-}
-
-/** One open connection, as `connections()` lists it. */
-export interface ConnectionInfo {
-  readonly peer: NodeId;
-  readonly direction: LinkDirection;
-  readonly dialledBy: NodeId;
 }
 
 type State = 'new' | 'starting' | 'open' | 'closed';

@@ -1,11 +1,18 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { EventEmitter } from 'node:events';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { freePort } from './websocket-harness.js';
+import {
+  killAll,
+  SECRET,
+  SECRET_ENV,
+  sigtermLeader,
+  startNodes,
+  until,
+  type CliNode,
+  type Command,
+} from './cli-harness.js';
 
 /**
  * The `synod` command as real processes: three `synod node` processes on loopback elect a
@@ -14,12 +21,10 @@ import { freePort } from './websocket-harness.js';
  *
  * The command is the file package.json's `bin` names, from the build `npm test` makes first
  * (`dist-test/`, compiled from the same sources as `dist/`, which `npm test` does not build).
- * Every wait is on lines the processes print, bounded; none is a fixed sleep.
+ * `pack.test.ts` starts the same command from a packed and installed package.
  */
 
 const ROOT = new URL('../../../', import.meta.url);
-const SECRET_ENV = 'SYNOD_CLI_TEST_SECRET';
-const SECRET = 'cli-test-secret-0123456789abcdef';
 const LEASE_MS = 300;
 /** Starting three Node.js processes and electing a leader, on a small and busy machine. */
 const ELECTION_BOUND_MS = 15_000;
@@ -37,124 +42,7 @@ function cliPath(): string {
 }
 
 const CLI = cliPath();
-
-/** One line `synod node --json` prints on stdout. */
-interface CliLine {
-  readonly event: string;
-  readonly node: string;
-  readonly leaderId?: string | null;
-  readonly term?: number | null;
-  readonly isLeader?: boolean;
-  readonly signal?: string;
-}
-
-interface Exit {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-}
-
-/** Notified on every line and exit of every process, so waits re-check at once. */
-const changes = new EventEmitter();
-changes.setMaxListeners(100);
-
-/** A running `synod node` process and everything it printed. */
-class CliNode {
-  readonly id: string;
-  readonly child: ChildProcess;
-  readonly lines: CliLine[] = [];
-  readonly stderr: string[] = [];
-  exitStatus: Exit | null = null;
-
-  constructor(id: string, args: readonly string[]) {
-    this.id = id;
-    this.child = spawn(process.execPath, [CLI, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, [SECRET_ENV]: SECRET },
-    });
-    const { stdout, stderr } = this.child;
-    assert.ok(stdout !== null && stderr !== null);
-    createInterface({ input: stdout }).on('line', (text) => {
-      this.lines.push(JSON.parse(text) as CliLine);
-      changes.emit('change');
-    });
-    createInterface({ input: stderr }).on('line', (text) => {
-      this.stderr.push(text);
-    });
-    this.child.once('exit', (code, signal) => {
-      this.exitStatus = { code, signal };
-      changes.emit('change');
-    });
-  }
-
-  /** Its latest view of the leader, if it printed one. */
-  get view(): CliLine | undefined {
-    return this.lines.findLast((l) => l.event === 'leader');
-  }
-
-  /** The JSON log lines on its stderr (pino's), with their message as `msg`. */
-  logs(): Record<string, unknown>[] {
-    return this.stderr.flatMap((text) => {
-      try {
-        return [JSON.parse(text) as Record<string, unknown>];
-      } catch {
-        return [];
-      }
-    });
-  }
-
-  describe(): string {
-    return [
-      `--- ${this.id} (pid ${String(this.child.pid)}, exit ${JSON.stringify(this.exitStatus)})`,
-      ...this.lines.map((l) => JSON.stringify(l)),
-      ...this.stderr.slice(-20).map((s) => `stderr: ${s}`),
-    ].join('\n');
-  }
-}
-
-/**
- * Resolves with `find`'s first defined result, checked now and on every line and exit; fails
- * after `timeoutMs` with what every process printed.
- */
-function until<T>(
-  what: string,
-  find: () => T | undefined,
-  timeoutMs: number,
-  nodes: readonly CliNode[],
-): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const check = (): void => {
-      const found = find();
-      if (found === undefined) return;
-      clearTimeout(timer);
-      changes.off('change', check);
-      resolve(found);
-    };
-    const timer = setTimeout(() => {
-      changes.off('change', check);
-      reject(
-        new Error(
-          `timed out after ${timeoutMs} ms waiting for ${what}\n` +
-            nodes.map((n) => n.describe()).join('\n'),
-        ),
-      );
-    }, timeoutMs);
-    changes.on('change', check);
-    check();
-  });
-}
-
-/** The one node that leads, once every other running node follows it in its term. */
-function soleLeader(nodes: readonly CliNode[]): CliNode | undefined {
-  const running = nodes.filter((n) => n.exitStatus === null);
-  const leaders = running.filter((n) => n.view?.isLeader === true);
-  const [leader] = leaders;
-  if (leaders.length !== 1 || leader === undefined) return undefined;
-  const term = leader.view?.term;
-  const followed = running.every(
-    (n) => n === leader || (n.view?.leaderId === leader.id && n.view.term === term),
-  );
-  return followed ? leader : undefined;
-}
+const COMMAND: Command = { file: process.execPath, args: [CLI] };
 
 /** Runs `synod` with `args` to its exit (bounded); its status and what it printed. */
 async function runToExit(
@@ -200,81 +88,16 @@ describe('the synod command', function () {
     if (this.currentTest?.state === 'failed') {
       console.error(nodes.map((n) => n.describe()).join('\n'));
     }
-    const running = nodes.filter((n) => n.exitStatus === null);
-    for (const n of running) n.child.kill('SIGKILL');
-    await until(
-      'every process to exit',
-      () => running.every((n) => n.exitStatus !== null) || undefined,
-      5000,
-      running,
-    );
+    await killAll(nodes);
     nodes = [];
   });
 
-  async function peersArgument(ids: readonly string[]): Promise<string> {
-    const entries: string[] = [];
-    for (const id of ids) entries.push(`${id}=ws://127.0.0.1:${String(await freePort())}`);
-    return entries.join(',');
-  }
-
   it('elects one leader among three nodes and hands leadership on when the leader is stopped', async () => {
-    const peers = await peersArgument(['a', 'b', 'c']);
-    nodes = ['a', 'b', 'c'].map(
-      (id) =>
-        new CliNode(id, [
-          'node',
-          '--id',
-          id,
-          '--peers',
-          peers,
-          '--secret-env',
-          SECRET_ENV,
-          '--lease-ms',
-          String(LEASE_MS),
-          '--log-level',
-          'info',
-          '--json',
-        ]),
-    );
-    const leader = await until(
-      'one leader, followed by the others',
-      () => soleLeader(nodes),
-      ELECTION_BOUND_MS,
-      nodes,
-    );
-    const term = leader.view?.term ?? Number.NaN;
-    for (const n of nodes) {
-      assert.ok(
-        n.lines.some((l) => l.event === 'started'),
-        `${n.id} reported its start`,
-      );
-    }
-
-    leader.child.kill('SIGTERM');
-    const others = nodes.filter((n) => n !== leader);
-    const successor = await until(
-      'another node to lead',
-      () => (leader.exitStatus === null ? undefined : soleLeader(others)),
-      ELECTION_BOUND_MS,
-      nodes,
-    );
-    assert.notEqual(successor.id, leader.id);
-    assert.ok((successor.view?.term ?? 0) > term, 'the successor leads in a later term');
-    assert.deepEqual(leader.exitStatus, { code: 0, signal: null });
-    // It stopped gracefully: it said so, and released the lease to a successor rather than
-    // letting it lapse (`successorElected` is null when no Release named one).
-    const stopping = leader.lines.findIndex((l) => l.event === 'stopping');
-    assert.equal(leader.lines[stopping]?.signal, 'SIGTERM');
-    assert.equal(leader.lines.at(-1)?.event, 'stopped');
-    assert.ok(
-      leader.lines.slice(0, stopping).findLast((l) => l.event === 'leader')?.isLeader,
-      'it led when it got the signal',
-    );
-    const stopped = leader.logs().find((l) => l['msg'] === 'stopped');
-    assert.equal(stopped?.['released'], true, 'the stopped leader released its lease');
-    assert.equal(typeof stopped['successorElected'], 'boolean', 'naming a successor');
+    nodes = await startNodes(COMMAND, ['a', 'b', 'c'], LEASE_MS);
+    const { leader } = await sigtermLeader(nodes, ELECTION_BOUND_MS);
 
     // SIGINT stops the others as gracefully.
+    const others = nodes.filter((n) => n !== leader);
     for (const n of others) n.child.kill('SIGINT');
     await until(
       'the others to exit',
