@@ -104,7 +104,7 @@ export class LeaseAcceptor extends Acceptor<LeaseValue> {
   onPrepare(ballot: Ballot, now: number): AcceptorReply {
     const seenBefore = this.#maxRound;
     this.#see(ballot);
-    if (this.isSilent(now)) return null;
+    if (!this.votesAt(now)) return null;
     this.#expire(now);
     const result = this.prepare(ballot);
     if (!result.ok) {
@@ -121,7 +121,7 @@ export class LeaseAcceptor extends Acceptor<LeaseValue> {
 
   onAccept(ballot: Ballot, value: LeaseValue, now: number): AcceptorReply {
     this.#see(ballot);
-    if (this.isSilent(now)) {
+    if (!this.votesAt(now)) {
       this.#overheard = { owner: value.owner, ballot, until: now + this.#leaseMs };
       return null;
     }
@@ -171,6 +171,11 @@ export class LeaseAcceptor extends Acceptor<LeaseValue> {
   /** Silence after a start, on this acceptor's clock. */
   protected silenceMs(leaseMs: number): number {
     return leaseMs;
+  }
+
+  /** Rule 3: no promise and no vote while the restart silence lasts. */
+  protected votesAt(now: number): boolean {
+    return !this.isSilent(now);
   }
 
   /** Rule 2: another owner's unexpired value blocks an Accept whatever its ballot. */

@@ -228,7 +228,7 @@ export class LeaseProposer {
 
   onAccepted(from: NodeId, ballot: Ballot, now: number, out: Sink): void {
     const round = this.#round;
-    if (round?.phase !== 'accept' || !ballotEquals(round.ballot, ballot)) return;
+    if (round?.phase !== 'accept' || !this.votesFor(round.ballot, ballot)) return;
     if (round.rejects.has(from)) return;
     round.accepts.add(from);
     if (round.accepts.size >= this.#quorum) this.#succeed(round, now, out);
@@ -325,6 +325,11 @@ export class LeaseProposer {
    */
   protected movesToFreshTerm(term: number, votersTerm: number): boolean {
     return votersTerm > term;
+  }
+
+  /** An `accepted` reply is a vote only for the very ballot it names, incarnation included. */
+  protected votesFor(current: Ballot, reply: Ballot): boolean {
+    return ballotEquals(current, reply);
   }
 
   /** Renewal: a full round with a fresh ballot. */

@@ -5,6 +5,7 @@ import {
   NoIncarnationProposer,
   NoSilenceAcceptor,
   OverwritingAcceptor,
+  VotesWhileSilentAcceptor,
 } from '../sim/mutants.js';
 import { between, is, Scenario, type Wire } from './harness.js';
 
@@ -40,6 +41,40 @@ function term(s: Scenario, id: string): number {
   const t = s.machine(id).term;
   assert.ok(t !== null, `${id} holds no lease`);
   return t;
+}
+
+/**
+ * a leads on a clock at `leaderRate`, b and c follow at `followerRate`; right after a renewal a
+ * is cut off, and b and c take over as early as their acceptors' timers allow.
+ */
+function driftRun(o: {
+  rho: number;
+  leaderRate: number;
+  followerRate: number;
+  seed?: number;
+  factory?: Factory;
+}): Scenario {
+  const s = new Scenario({
+    ids: ['a', 'b', 'c'],
+    leaseMs: 10_000,
+    maxClockDrift: o.rho,
+    rates: { a: o.leaderRate, b: o.followerRate, c: o.followerRate },
+    delayMs: 1,
+    ...(o.seed === undefined ? {} : { seed: o.seed }),
+    ...(o.factory ? { factory: o.factory } : {}),
+  });
+  s.start();
+  // a wins: the others' campaigns are dropped until it does.
+  const quiet = s.rule((w) => w.message.type === 'lease.prepare' && w.from !== 'a', 'drop');
+  s.runUntilTrue(() => s.leaders().includes('a'), 5 * s.leaseMs, 'a elected');
+  quiet();
+  // Right after its first renewal, a is cut off; b and c take over as early as they may.
+  s.runUntilTrue(() => s.sent.filter(is('lease.accept', 'a')).length >= 4, s.leaseMs, 'a renewal');
+  s.run(5);
+  s.rule((w) => w.from === 'a' || w.to === 'a', 'drop');
+  s.runUntilTrue(() => s.leaders().some((id) => id !== 'a'), 3 * s.leaseMs, 'a successor');
+  s.run(2 * s.leaseMs);
+  return s;
 }
 
 describe('named fault schedules', () => {
@@ -115,38 +150,36 @@ describe('named fault schedules', () => {
   });
 
   it('clock drift at the bound, both ways: a slow leader and fast followers never overlap', () => {
-    const run = (leaderRate: number, followerRate: number, factory?: Factory): Scenario => {
-      const s = new Scenario({
-        ids: ['a', 'b', 'c'],
-        leaseMs: 10_000,
-        rates: { a: leaderRate, b: followerRate, c: followerRate },
-        delayMs: 1,
-        ...(factory ? { factory } : {}),
-      });
-      s.start();
-      // a wins: the others' campaigns are dropped until it does.
-      const quiet = s.rule((w) => w.message.type === 'lease.prepare' && w.from !== 'a', 'drop');
-      s.runUntilTrue(() => s.leaders().includes('a'), 5 * s.leaseMs, 'a elected');
-      quiet();
-      // Right after its first renewal, a is cut off; b and c take over as early as they may.
-      s.runUntilTrue(
-        () => s.sent.filter(is('lease.accept', 'a')).length >= 4,
-        s.leaseMs,
-        'a renewal',
-      );
-      s.run(5);
-      s.rule((w) => w.from === 'a' || w.to === 'a', 'drop');
-      s.runUntilTrue(() => s.leaders().some((id) => id !== 'a'), 3 * s.leaseMs, 'a successor');
-      s.run(2 * s.leaseMs);
-      return s;
-    };
-    run(1 - RHO, 1 + RHO).assertSafe();
-    run(1 + RHO, 1 - RHO).assertSafe();
-    const broken = run(1 - RHO, 1 + RHO, LEASE_MUTANTS.noDrift);
+    driftRun({ rho: RHO, leaderRate: 1 - RHO, followerRate: 1 + RHO }).assertSafe();
+    driftRun({ rho: RHO, leaderRate: 1 + RHO, followerRate: 1 - RHO }).assertSafe();
+    const broken = driftRun({
+      rho: RHO,
+      leaderRate: 1 - RHO,
+      followerRate: 1 + RHO,
+      factory: LEASE_MUTANTS.noDrift,
+    });
     assert.ok(
       broken.checker.violations.some((v) => v.kind === 'leaseOverlap'),
       'believing L − margin with a slow clock against fast ones gives two leaders here',
     );
+  });
+
+  it('a drift bound of 20%: the allowance covers a slow leader and fast acceptors, whatever the jitter', () => {
+    // At ρ = 0.2 an allowance of L·(1−ρ) instead of L·(1−ρ)/(1+ρ) leaves the leader believing
+    // about L/6 after its acceptors forgot it: longer than any follower's first wait (L/10), so
+    // the successor lands inside that gap on every seed, not only on lucky ones.
+    const rho = 0.2;
+    for (let seed = 1; seed <= 10; seed++) {
+      driftRun({ rho, leaderRate: 1 - rho, followerRate: 1 + rho, seed }).assertSafe();
+      driftRun({ rho, leaderRate: 1 + rho, followerRate: 1 - rho, seed }).assertSafe();
+      for (const factory of [LEASE_MUTANTS.noDrift, LEASE_MUTANTS.halfDrift]) {
+        const broken = driftRun({ rho, leaderRate: 1 - rho, followerRate: 1 + rho, seed, factory });
+        assert.ok(
+          broken.checker.violations.some((v) => v.kind === 'leaseOverlap'),
+          `seed ${seed}: a drift allowance too small gives two leaders here`,
+        );
+      }
+    }
   });
 
   it('slow votes do not stretch the lease: it is timed from before the Prepare', () => {
@@ -171,8 +204,11 @@ describe('named fault schedules', () => {
       return s;
     };
     run().assertSafe();
-    const broken = run(LEASE_MUTANTS.timerFromMajority);
-    assert.ok(broken.checker.violations.some((v) => v.kind === 'leaseOverlap'));
+    // Timing every round from its majority, or only renewals: the round here is a renewal.
+    for (const factory of [LEASE_MUTANTS.timerFromMajority, LEASE_MUTANTS.renewalFromMajority]) {
+      const broken = run(factory);
+      assert.ok(broken.checker.violations.some((v) => v.kind === 'leaseOverlap'));
+    }
   });
 
   it('an acceptor that promised, restarted and came back stays silent for a lease', () => {
@@ -206,10 +242,13 @@ describe('named fault schedules', () => {
     assert.deepEqual(midway, [leader], 'the restarted voter gave the challenger nothing');
     s.run(4 * L);
     s.assertSafe();
-    // The term recovery stands in front of the silence here too (the restarted voter would wait
-    // for the leader's answer, which the slow link holds): the broken run turns both off.
-    const broken = run(machineWith({ acceptor: NoSilenceAcceptor, termRecovery: false }));
-    assert.ok(broken.s.checker.violations.some((v) => v.kind === 'leaseOverlap'));
+    // Without silence at all, or with an acceptor that votes while its node keeps quiet. The term
+    // recovery stands in front of the silence here too (the restarted voter would wait for the
+    // leader's answer, which the slow link holds): the broken runs turn it off as well.
+    for (const acceptor of [NoSilenceAcceptor, VotesWhileSilentAcceptor]) {
+      const broken = run(machineWith({ acceptor, termRecovery: false }));
+      assert.ok(broken.s.checker.violations.some((v) => v.kind === 'leaseOverlap'));
+    }
   });
 
   it('a promise sent just before its sender crashed, counted while the proposer stalled, cannot overwrite a live lease', () => {
@@ -311,6 +350,102 @@ describe('named fault schedules', () => {
       broken.checker.violations.some((v) => v.kind === 'leaseOverlap'),
       "a Release that clears another owner's value gives two leaders here",
     );
+  });
+
+  it('a Release of an abandoned round, delayed until its owner won the next round, clears nothing of it', () => {
+    const run = (seed: number, factory?: Factory): Scenario => {
+      const s = new Scenario({
+        ids: ['p', 'a', 'q'],
+        seed,
+        // q's rounds are far above p's (it has been around), p's above a's own first round.
+        // Every node starts from storage: no recovery exchange at the first start.
+        records: {
+          p: { promised: null, maxRound: 10 },
+          q: { promised: null, maxRound: 20 },
+          a: { promised: null, maxRound: 0 },
+        },
+        ...(factory ? { factory } : {}),
+      });
+      // p and q never hear each other; a campaigns for nobody; q keeps quiet until the end.
+      s.rule((w) => (w.from === 'p' && w.to === 'q') || (w.from === 'q' && w.to === 'p'), 'drop');
+      s.rule((w) => w.from === 'a' && w.message.type === 'lease.prepare', 'drop');
+      const quiet = s.rule((w) => w.from === 'q' && w.message.type === 'lease.prepare', 'drop');
+      // a's vote for p's first round is lost: the round times out in phase 2 and p releases it,
+      // but that Release to a is held back.
+      const lostVote = s.rule(is('lease.accepted', 'a', 'p'), 'drop');
+      const holdRelease = s.rule(is('lease.release', 'p', 'a'), 'hold');
+      s.start();
+      s.runUntilTrue(() => s.held.length > 0, 4 * L, "p's Release of its abandoned round");
+      holdRelease();
+      lostVote();
+      // p wins its next round through a; then the old Release reaches a, and q campaigns.
+      s.runUntilTrue(() => s.leaders().includes('p'), 2 * L, 'p elected in its next round');
+      s.release();
+      quiet();
+      s.run(2 * L);
+      return s;
+    };
+    for (let seed = 1; seed <= 10; seed++) {
+      run(seed).assertSafe();
+      for (const factory of [LEASE_MUTANTS.releaseIgnoresBallot, LEASE_MUTANTS.releaseClearsAny]) {
+        assert.ok(
+          run(seed, factory).checker.violations.some((v) => v.kind === 'leaseOverlap'),
+          `seed ${seed}: a Release that clears a later round of its owner gives two leaders here`,
+        );
+      }
+    }
+  });
+
+  it("a vote for a proposer's older round, arriving during its next round, is not counted for it", () => {
+    const run = (seed: number, factory?: Factory): { s: Scenario; pLed: boolean } => {
+      const s = new Scenario({
+        ids: ['p', 'a', 'q'],
+        seed,
+        // Every node starts from storage: no recovery exchange at the first start.
+        records: {
+          p: { promised: null, maxRound: 10 },
+          a: { promised: null, maxRound: 0 },
+          q: { promised: null, maxRound: 0 },
+        },
+        ...(factory ? { factory } : {}),
+      });
+      // Only p campaigns at first; q's votes never reach p, and neither does any Release of p.
+      const quiet = s.rule((w) => w.from !== 'p' && w.message.type === 'lease.prepare', 'drop');
+      s.rule((w) => w.from === 'q' && w.to === 'p', 'drop');
+      s.rule(is('lease.release', 'p'), 'drop');
+      // a's vote for p's first round is held back: that round times out in phase 2.
+      const holdVote = s.rule(is('lease.accepted', 'a', 'p'), 'hold');
+      s.start();
+      s.runUntilTrue(() => s.held.length > 0, 4 * L, "a's vote for p's first round");
+      holdVote();
+      // From now on p's Accepts reach nobody: a and q hold p's first round only, for a lease.
+      s.rule(is('lease.accept', 'p'), 'drop');
+      s.runUntilTrue(
+        () => s.sent.filter(is('lease.accept', 'p', 'a')).length >= 2,
+        2 * L,
+        "p's next Accept",
+      );
+      // The old vote arrives while p's second round waits for votes.
+      assert.equal(s.release(), 1);
+      s.run(5);
+      const pLed = s.leaders().includes('p');
+      // p is cut off; a and q campaign once p's first round lapses on their clocks.
+      s.rule((w) => w.from === 'p', 'drop');
+      quiet();
+      s.run(3 * L);
+      return { s, pLed };
+    };
+    for (let seed = 1; seed <= 10; seed++) {
+      const good = run(seed);
+      assert.equal(good.pLed, false, `seed ${seed}: p's second round had no majority`);
+      assert.equal(good.s.leaders().length, 1, `seed ${seed}: a successor leads`);
+      good.s.assertSafe();
+      const broken = run(seed, LEASE_MUTANTS.staleVotes);
+      assert.ok(
+        broken.s.checker.violations.some((v) => v.kind === 'leaseOverlap'),
+        `seed ${seed}: counting the old vote gives two leaders here`,
+      );
+    }
   });
 
   it('stop() during a renewal in flight releases that renewal too, and the successor leads at once', () => {

@@ -11,7 +11,7 @@ import type { LeaseAcceptorConfig } from '../../lib/lease/acceptor.js';
 import { Acceptor, type AcceptorState } from '../../lib/paxos/acceptor.js';
 import type { Ballot } from '../../lib/paxos/ballot.js';
 import { DecreeMachine, type DecreeConfig, type DecreeRecord } from '../../lib/paxos/decree.js';
-import type { Owner } from '../../lib/types.js';
+import { ownerEquals, type Owner } from '../../lib/types.js';
 
 /** Accepts and promises whatever ballot comes, ignoring its promise. */
 export class IgnoresPromiseAcceptor extends LeaseAcceptor {
@@ -44,6 +44,20 @@ export class NoSilenceAcceptor extends LeaseAcceptor {
   }
 }
 
+/** Answers Prepare and Accept during its restart silence (its node still does not campaign). */
+export class VotesWhileSilentAcceptor extends LeaseAcceptor {
+  protected override votesAt(): boolean {
+    return true;
+  }
+}
+
+/** A Release clears its owner's value whatever ballot it names (a later round's included). */
+export class ReleaseIgnoresBallotAcceptor extends LeaseAcceptor {
+  protected override releaseClears(held: AcceptedLease, owner: Owner): boolean {
+    return ownerEquals(held.value.owner, owner);
+  }
+}
+
 /** Times the lease from the moment a majority accepted instead of from before Prepare. */
 export class TimerFromMajorityProposer extends LeaseProposer {
   protected override leaseStart(_t0: number, now: number): number {
@@ -60,6 +74,38 @@ export class NoDriftProposer extends LeaseProposer {
   }
   protected override believedMs(): number {
     return this.#config.leaseMs - this.#config.marginMs;
+  }
+}
+
+/** Believes L·(1−ρ) − margin: allows for its own slow clock, not for a fast acceptor's. */
+export class HalfDriftProposer extends LeaseProposer {
+  readonly #config: LeaseProposerConfig;
+  constructor(config: LeaseProposerConfig, maxRound: number) {
+    super(config, maxRound);
+    this.#config = config;
+  }
+  protected override believedMs(): number {
+    const { leaseMs, maxClockDrift, marginMs } = this.#config;
+    return leaseMs * (1 - maxClockDrift) - marginMs;
+  }
+}
+
+/** Times a renewal (not a fresh term) from the moment a majority accepted it. */
+export class RenewalFromMajorityProposer extends LeaseProposer {
+  protected override leaseStart(t0: number, now: number): number {
+    // Called before the round is applied: a lease still held means this round renews it.
+    return this.holdsLease ? now : t0;
+  }
+}
+
+/** Counts an `accepted` for an older ballot of its own as a vote for its current round. */
+export class StaleVotesProposer extends LeaseProposer {
+  protected override votesFor(current: Ballot, reply: Ballot): boolean {
+    return (
+      reply.node === current.node &&
+      reply.incarnation === current.incarnation &&
+      reply.round <= current.round
+    );
   }
 }
 
@@ -168,6 +214,11 @@ export const LEASE_MUTANTS = {
   noIncarnation: machineWith({ proposer: NoIncarnationProposer }),
   noTermRecovery: (config, restored) => new NoTermRecoveryMachine(config, restored),
   noFreshTerm: machineWith({ proposer: NoFreshTermProposer }),
+  votesWhileSilent: machineWith({ acceptor: VotesWhileSilentAcceptor }),
+  releaseIgnoresBallot: machineWith({ acceptor: ReleaseIgnoresBallotAcceptor }),
+  halfDrift: machineWith({ proposer: HalfDriftProposer }),
+  staleVotes: machineWith({ proposer: StaleVotesProposer }),
+  renewalFromMajority: machineWith({ proposer: RenewalFromMajorityProposer }),
 } satisfies Record<string, LeaseFactory>;
 
 export type LeaseMutantName = keyof typeof LEASE_MUTANTS;

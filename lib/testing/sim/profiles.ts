@@ -11,6 +11,8 @@ export const PROFILES = [
   'restarts',
   'staleAccepts',
   'slowVotes',
+  'lateReplies',
+  'driftCuts',
 ] as const;
 
 export type ProfileName = (typeof PROFILES)[number];
@@ -129,7 +131,7 @@ export function deriveParams(options: ParamOptions): SimParams {
   let leaseMs = Math.round(100 * 300 ** logLease);
   let maxClockDrift = rhoDraw < 0.7 ? 0.01 : rhoDraw < 0.85 ? 0.05 : 0.001;
   let drift: SimParams['drift'] = 'mixed';
-  if (profile === 'drift') {
+  if (profile === 'drift' || profile === 'driftCuts') {
     // Clocks at the bound, where a lease's safety margin is thinnest, on leases of a second
     // or more (so the drift, not the margin, dominates).
     drift = 'bound';
@@ -232,6 +234,28 @@ function drawRates(rng: Rng, profile: ProfileName): FaultRates {
         slow: base.slow * 6,
         oneWay: base.oneWay * 4,
         partition: base.partition * 2,
+      };
+    case 'lateReplies':
+      // Links around some node slow most of the time (replies come back after the round that
+      // asked moved on, or a round trip after its t0), messages duplicated (a second copy of a
+      // reply, later still), and stalls, after sending too: a proposer that counts a vote for
+      // the wrong round, or times a lease from when the votes came, shows it here.
+      return {
+        ...base,
+        slow: base.slow * 30,
+        duplicate: base.duplicate * 10,
+        stall: base.stall * 4,
+        stallAfterSend: base.stallAfterSend * 10,
+      };
+    case 'driftCuts':
+      // Clocks at the drift bound on long leases (as in 'drift'), with the leader cut off
+      // often: its successor is elected as soon as the acceptors' timers allow, which is where
+      // a drift allowance that is too small shows.
+      return {
+        ...base,
+        partition: base.partition * 4,
+        oneWay: base.oneWay * 3,
+        crash: base.crash / 2,
       };
     default: {
       const never: never = profile;
