@@ -3,12 +3,10 @@
  * with no coordination server. This module is the public facade only.
  */
 export { createNode, SynodNode, type NodeState } from './node/node.js';
+export type { LoggerLike, LogFn, LogLevel } from './logger.js';
 export {
   DEFAULTS,
   type BaseNodeOptions,
-  type LoggerLike,
-  type LogFn,
-  type LogLevel,
   type NodeOptions,
   type TransportNodeOptions,
   type WebSocketNodeOptions,

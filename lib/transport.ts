@@ -1,3 +1,4 @@
+import { tally, type Counters, type Tally } from './counters.js';
 import type { NodeId } from './types.js';
 
 /**
@@ -79,32 +80,16 @@ export interface TransportStats {
   /** Frames that arrived and were given to the message handlers. */
   readonly delivered: number;
   /** Frames not handed on, by reason; every reason is present, zero when it never happened. */
-  readonly dropped: Readonly<Record<TransportDropReason, number>>;
+  readonly dropped: Tally<TransportDropReason>;
   /** Handler calls (message or peer) that threw. */
   readonly handlerErrors: number;
 }
 
-/** Mutable counters behind `Transport.stats()`; `snapshot()` returns a frozen copy. */
-export class TransportCounters {
-  sent = 0;
-  delivered = 0;
-  handlerErrors = 0;
-  readonly #dropped: Record<TransportDropReason, number> = Object.fromEntries(
-    TRANSPORT_DROP_REASONS.map((reason) => [reason, 0]),
-  ) as Record<TransportDropReason, number>;
+/** Mutable counters behind `Transport.stats()` (`snapshot` in lib/counters.ts copies them). */
+export type TransportCounters = Counters<TransportStats>;
 
-  drop(reason: TransportDropReason): void {
-    this.#dropped[reason] += 1;
-  }
-
-  snapshot(): TransportStats {
-    return Object.freeze({
-      sent: this.sent,
-      delivered: this.delivered,
-      dropped: Object.freeze({ ...this.#dropped }),
-      handlerErrors: this.handlerErrors,
-    });
-  }
+export function transportCounters(): TransportCounters {
+  return { sent: 0, delivered: 0, dropped: tally(TRANSPORT_DROP_REASONS), handlerErrors: 0 };
 }
 
 /**

@@ -1,15 +1,18 @@
-import { systemScheduler, type Scheduler } from '../../lib/clock.js';
+import { MAX_TIMER_MS, systemScheduler, type Scheduler } from '../../lib/clock.js';
 import { isValidId, MAX_ID_LENGTH } from '../../lib/codec/messages.js';
+import { snapshot } from '../../lib/counters.js';
 import { ConfigError, TransportError } from '../../lib/errors.js';
 import { createRng, randomInt, type Rng } from '../../lib/random.js';
 import {
   Handlers,
-  TransportCounters,
+  transportCounters,
   type PeerEvent,
   type Transport,
+  type TransportCounters,
   type TransportStats,
 } from '../../lib/transport.js';
 import type { NodeId } from '../../lib/types.js';
+import { rejectUnknownKeys } from '../../lib/validate.js';
 
 /**
  * An in-process network for tests and the simulator-backed test cluster, with faults injected
@@ -52,9 +55,6 @@ const OPTION_KEYS: readonly (keyof MemoryNetworkOptions)[] = [
   'lossRate',
   'duplicateRate',
 ];
-
-/** Longest delay a timer can take (Node clamps longer ones to 1 ms). */
-const MAX_DELAY_MS = 2_147_483_647;
 
 export interface MemoryNetworkStats {
   /** Frames that entered the network (a duplicate counts once). */
@@ -147,13 +147,7 @@ export class MemoryNetwork {
     if (typeof options !== 'object' || (options as unknown) === null) {
       throw new ConfigError('MemoryNetwork options must be an object');
     }
-    for (const key of Object.keys(options)) {
-      if (!(OPTION_KEYS as readonly string[]).includes(key)) {
-        throw new ConfigError(
-          `unknown MemoryNetwork option "${key}" (allowed: ${OPTION_KEYS.join(', ')})`,
-        );
-      }
-    }
+    rejectUnknownKeys('MemoryNetwork option', options as Record<string, unknown>, OPTION_KEYS);
     const { scheduler = systemScheduler, seed = 1 } = options;
     if (
       typeof scheduler !== 'object' ||
@@ -197,7 +191,7 @@ export class MemoryNetwork {
       state: 'new',
       messages: new Handlers(),
       peerEvents: new Handlers(),
-      counters: new TransportCounters(),
+      counters: transportCounters(),
       announced: new Map(),
     };
     this.#live.set(id, endpoint);
@@ -319,6 +313,25 @@ export class MemoryNetwork {
     this.#crashed.delete(id);
   }
 
+  /**
+   * A frame arrives for `to` now, as if its peer `from` had sent it: a test's stand-in for a peer
+   * that says anything (hostile input, fuzzing) and needs no transport of its own. It skips the
+   * sender's side (loss, duplication, delay) but not the receiver's: links, a pause
+   * and a closed or crashed receiver apply as to any arrival, and the receiving transport checks
+   * and counts it as any other frame. Unless held by a pause, the handlers run inside this call.
+   */
+  inject(from: NodeId, to: NodeId, frame: string): void {
+    checkId('from', from);
+    checkId('to', to);
+    if (typeof frame !== 'string') throw new ConfigError('frame must be a string');
+    const target = this.#live.get(to);
+    if (target === undefined) {
+      this.#stats.undeliverable += 1;
+      return;
+    }
+    this.#arrive(target, { kind: 'message', from, frame });
+  }
+
   stats(): MemoryNetworkStats {
     let held = 0;
     for (const inbox of this.#inboxes.values()) held += inbox.held.length;
@@ -349,17 +362,17 @@ export class MemoryNetwork {
 
   #send(endpoint: Endpoint, to: NodeId, frame: string): void {
     if (endpoint.state !== 'open') {
-      endpoint.counters.drop('closed');
+      endpoint.counters.dropped.closed += 1;
       return;
     }
     if (!endpoint.peers.has(to)) {
-      endpoint.counters.drop('unknown-peer');
+      endpoint.counters.dropped['unknown-peer'] += 1;
       return;
     }
     const target = this.#live.get(to);
     if (target?.state !== 'open') {
       // As a real adapter with no open connection to the peer would.
-      endpoint.counters.drop('unreachable');
+      endpoint.counters.dropped.unreachable += 1;
       return;
     }
     endpoint.counters.sent += 1;
@@ -419,9 +432,9 @@ export class MemoryNetwork {
       case 'message':
         this.#stats.delivered += 1;
         if (!target.peers.has(arrival.from)) {
-          target.counters.drop('unknown-peer');
+          target.counters.dropped['unknown-peer'] += 1;
         } else if (target.messages.size === 0) {
-          target.counters.drop('no-handler');
+          target.counters.dropped['no-handler'] += 1;
         } else {
           target.counters.delivered += 1;
           target.counters.handlerErrors += target.messages.emit(arrival.from, arrival.frame);
@@ -557,7 +570,7 @@ class MemoryTransport implements Transport {
   }
 
   stats(): TransportStats {
-    return this.#endpoint.counters.snapshot();
+    return snapshot(this.#endpoint.counters);
   }
 
   #subscribe<A extends readonly unknown[]>(
@@ -590,12 +603,12 @@ function checkDelay(delay: unknown): readonly [number, number] {
     Array.isArray(delay) &&
     delay.length === 2 &&
     delay.every(
-      (ms) => Number.isSafeInteger(ms) && (ms as number) >= 0 && (ms as number) <= MAX_DELAY_MS,
+      (ms) => Number.isSafeInteger(ms) && (ms as number) >= 0 && (ms as number) <= MAX_TIMER_MS,
     ) &&
     (delay[0] as number) <= (delay[1] as number);
   if (!valid) {
     throw new ConfigError(
-      `delayMs must be [min, max] whole milliseconds with 0 <= min <= max <= ${MAX_DELAY_MS}`,
+      `delayMs must be [min, max] whole milliseconds with 0 <= min <= max <= ${MAX_TIMER_MS}`,
     );
   }
   return Object.freeze([delay[0] as number, delay[1] as number] as const);

@@ -3,8 +3,9 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { systemClock, systemScheduler, type Clock, type Scheduler } from '../../lib/clock.js';
 import { PROTOCOL_VERSION } from '../../lib/codec/messages.js';
+import { snapshot } from '../../lib/counters.js';
 import { TransportError } from '../../lib/errors.js';
-import { errorFields, NodeLogger } from '../../lib/node/logger.js';
+import { boundLogger, errorFields, GatedLogger } from '../../lib/logger.js';
 import type { Rng } from '../../lib/random.js';
 import { Handlers, type PeerEvent, type Transport } from '../../lib/transport.js';
 import type { NodeId } from '../../lib/types.js';
@@ -29,7 +30,7 @@ import {
   type ResolvedWebSocketOptions,
   type WebSocketTransportOptions,
 } from './options.js';
-import { WebSocketCounters, type WebSocketTransportStats } from './stats.js';
+import { webSocketCounters, type WebSocketTransportStats } from './stats.js';
 import { newerLinkWins } from './tie-break.js';
 import { TokenBucket } from './token-bucket.js';
 
@@ -87,12 +88,12 @@ export class WebSocketTransport implements Transport {
   readonly #scheduler: Scheduler;
   readonly #clock: Clock;
   readonly #rng: Rng;
-  readonly #log: NodeLogger;
+  readonly #log: GatedLogger;
   /** This transport's instance: tells peers a restart from a stale connection. */
   readonly #instance = newInstance();
   readonly #peers = new Map<NodeId, PeerState>();
   readonly #peerIds: ReadonlySet<NodeId>;
-  readonly #counters = new WebSocketCounters();
+  readonly #counters = webSocketCounters();
   readonly #messages = new Handlers<[from: NodeId, frame: string]>();
   readonly #peerEvents = new Handlers<[event: PeerEvent]>();
   readonly #nonces = new NonceCache(NONCE_CACHE_CAPACITY);
@@ -120,7 +121,9 @@ export class WebSocketTransport implements Transport {
     this.#scheduler = resolved.scheduler ?? systemScheduler;
     this.#clock = resolved.clock ?? systemClock;
     this.#rng = resolved.rng ?? mathRandom;
-    this.#log = new NodeLogger({ logger: resolved.logger, logLevel: null, id: resolved.self });
+    this.#log = new GatedLogger(
+      resolved.logger === null ? null : boundLogger(resolved.logger, { node: resolved.self }),
+    );
     this.#timing = {
       scheduler: this.#scheduler,
       clock: this.#clock,
@@ -201,33 +204,33 @@ export class WebSocketTransport implements Transport {
 
   send(to: NodeId, frame: string): void {
     if (this.#state !== 'open') {
-      this.#counters.drop('closed');
+      this.#counters.dropped.closed += 1;
       return;
     }
     const peer = this.#peers.get(to);
     if (peer === undefined) {
-      this.#counters.drop('unknown-peer');
+      this.#counters.dropped['unknown-peer'] += 1;
       return;
     }
     const link = peer.current;
     if (link?.isOpen !== true || link.ws.readyState !== link.ws.OPEN) {
-      this.#counters.drop('unreachable');
+      this.#counters.dropped.unreachable += 1;
       return;
     }
     const max = this.#options.maxPayload;
     // A UTF-16 code unit takes 1 to 3 bytes: the length settles most frames without a scan.
     if (frame.length > max || (frame.length * 3 > max && Buffer.byteLength(frame, 'utf8') > max)) {
-      this.#counters.drop('oversized');
+      this.#counters.dropped.oversized += 1;
       return;
     }
     if (link.ws.bufferedAmount > this.#options.maxBufferedBytes) {
-      this.#counters.drop('backpressure');
+      this.#counters.dropped.backpressure += 1;
       return;
     }
     try {
       link.ws.send(frame);
     } catch {
-      this.#counters.drop('unreachable');
+      this.#counters.dropped.unreachable += 1;
       return;
     }
     this.#counters.sent += 1;
@@ -249,7 +252,7 @@ export class WebSocketTransport implements Transport {
   stats(): WebSocketTransportStats {
     let connections = 0;
     for (const peer of this.#peers.values()) if (peer.current !== null) connections += 1;
-    return this.#counters.full({ connections, nonceCacheSize: this.#nonces.size });
+    return snapshot(this.#counters, { connections, nonceCacheSize: this.#nonces.size });
   }
 
   /** Where the transport's own server listens, once started; null with an application's server. */
@@ -393,7 +396,7 @@ export class WebSocketTransport implements Transport {
           if (link !== null) link.peerInstance = instance;
         },
         badProof: () => {
-          this.#counters.reject('bad-proof');
+          this.#counters.handshakeRejections['bad-proof'] += 1;
           this.#log.warn(
             { peer: peer.id, reason: 'bad-proof' },
             'peer failed to prove it holds the secret: dropped the connection',
@@ -415,7 +418,7 @@ export class WebSocketTransport implements Transport {
             );
             return;
           }
-          this.#counters.reject('refused');
+          this.#counters.handshakeRejections.refused += 1;
           this.#log.warn(
             { peer: peer.id, status },
             'peer refused the handshake (check cluster, secret, ids and versions)',
@@ -562,7 +565,7 @@ export class WebSocketTransport implements Transport {
     if (this.#state !== 'open') return;
     link.seen();
     if (!peer.bucket.take(this.#clock.now())) {
-      this.#counters.drop('rate-limited');
+      this.#counters.dropped['rate-limited'] += 1;
       return;
     }
     if (isBinary) {
@@ -570,7 +573,7 @@ export class WebSocketTransport implements Transport {
       return;
     }
     if (this.#messages.size === 0) {
-      this.#counters.drop('no-handler');
+      this.#counters.dropped['no-handler'] += 1;
       return;
     }
     const frame = rawDataToString(data);
@@ -581,7 +584,7 @@ export class WebSocketTransport implements Transport {
   #onError(peer: PeerState, link: Link, error: Error): void {
     const code = (error as { code?: unknown }).code;
     if (code === WS_PAYLOAD_TOO_BIG) {
-      this.#counters.drop('oversized');
+      this.#counters.dropped.oversized += 1;
       this.#log.warn(
         { peer: peer.id, maxPayload: this.#options.maxPayload },
         'peer sent a frame above maxPayload: connection closed',
@@ -631,7 +634,7 @@ export class WebSocketTransport implements Transport {
     remote: string | undefined,
     claimedFrom: string | null,
   ): void {
-    this.#counters.reject(reason);
+    this.#counters.handshakeRejections[reason] += 1;
     // A dial stamped just before this node started is expected at start-up, and its dialler
     // redials at once: worth a line, not a warning.
     const level = reason === 'before-start' ? 'info' : 'warn';

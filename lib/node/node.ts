@@ -4,6 +4,7 @@ import type { WebSocketTransportOptions } from '../../adapters/websocket/options
 import { WebSocketTransport } from '../../adapters/websocket/transport.js';
 import { systemClock, systemScheduler, type Clock, type Scheduler } from '../clock.js';
 import { decodeFrame, type ProtocolMessage } from '../codec/messages.js';
+import { snapshot } from '../counters.js';
 import { ConfigError, InvariantError, NotStartedError } from '../errors.js';
 import type { FollowerHandler, LeaderChange, LeaderHandler, NodeEvents } from '../events.js';
 import {
@@ -13,19 +14,15 @@ import {
   type LeaseRecord,
 } from '../lease/machine.js';
 import type { LeaseMessage } from '../lease/messages.js';
-import {
-  validateOptions,
-  type LoggerLike,
-  type NodeOptions,
-  type ResolvedOptions,
-} from '../options.js';
+import { errorFields } from '../logger.js';
+import { validateOptions, type NodeOptions, type ResolvedOptions } from '../options.js';
 import { createRng, randomIncarnation } from '../random.js';
 import type { Transport } from '../transport.js';
 import { ownerEquals, type NodeId } from '../types.js';
 import { Driver } from './driver.js';
 import { LeaderRole } from './leader.js';
-import { errorFields, NodeLogger } from './logger.js';
-import { NodeCounters, type NodeStats } from './stats.js';
+import { NodeLogger } from './logger.js';
+import { nodeCounters, type NodeStats } from './stats.js';
 import { warmUpHandoff } from './warm-up.js';
 
 /**
@@ -61,7 +58,7 @@ export class SynodNode extends EventEmitter<NodeEvents> {
   readonly #clock: Clock;
   readonly #scheduler: Scheduler;
   readonly #log: NodeLogger;
-  readonly #counters = new NodeCounters();
+  readonly #counters = nodeCounters();
   readonly #role: LeaderRole;
   /** The application's transport, or the WebSocket transport built from a map of peer URLs. */
   readonly #transport: Transport;
@@ -191,7 +188,7 @@ export class SynodNode extends EventEmitter<NodeEvents> {
   }
 
   stats(): NodeStats {
-    return this.#counters.snapshot(this.#transport.stats());
+    return snapshot(this.#counters, { transport: this.#transport.stats() });
   }
 
   /** See `HALT`. */
@@ -503,38 +500,10 @@ function webSocketTransport(
   log: NodeLogger,
 ): WebSocketTransport {
   if (options === null) throw new InvariantError('a node needs a transport or peer URLs');
-  return new WebSocketTransport({ ...options, logger: loggerOf(log) });
+  // The node's logger is itself a LoggerLike: the transport's lines carry the node's bindings,
+  // and disabled levels cost the transport nothing.
+  return new WebSocketTransport({ ...options, logger: log });
 }
-
-/**
- * The node's logger as a `LoggerLike`, for the WebSocket transport the node builds: its lines
- * carry the node's bindings, and disabled levels cost the transport nothing.
- */
-function loggerOf(log: NodeLogger): LoggerLike {
-  return {
-    fatal: (fields, message) => {
-      log.fatal(fields, message);
-    },
-    error: (fields, message) => {
-      log.error(fields, message);
-    },
-    warn: (fields, message) => {
-      log.warn(fields, message);
-    },
-    info: (fields, message) => {
-      log.info(fields, message);
-    },
-    debug: (fields, message) => {
-      log.debug(fields, message);
-    },
-    trace: (fields, message) => {
-      log.trace(fields, message);
-    },
-    isLevelEnabled: (level) => level !== 'silent' && log.enabled(level as LogLevelName),
-  };
-}
-
-type LogLevelName = Parameters<NodeLogger['enabled']>[0];
 
 /**
  * Creates a node; call `start()` to join the cluster. Options are validated here. With `peers`

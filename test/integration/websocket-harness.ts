@@ -17,7 +17,7 @@ import {
 } from '../../adapters/websocket/handshake.js';
 import type { WebSocketTransport } from '../../adapters/websocket/index.js';
 import { PROTOCOL_VERSION } from '../../lib/codec/messages.js';
-import type { LoggerLike } from '../../lib/options.js';
+import type { LoggerLike } from '../../lib/logger.js';
 import type { PeerEvent } from '../../lib/transport.js';
 
 /** Shared set-up for the WebSocket adapter's tests: real sockets on 127.0.0.1. */
