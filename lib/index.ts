@@ -37,7 +37,14 @@ export {
 } from './errors.js';
 export type { Clock, Scheduler } from './clock.js';
 export type { Storage } from './storage.js';
-export type { PeerEvent, Transport, TransportDropReason, TransportStats } from './transport.js';
+export type { SettingsMismatch, TransportSettings } from './settings.js';
+export type {
+  PeerEvent,
+  SettingsRefusal,
+  Transport,
+  TransportDropReason,
+  TransportStats,
+} from './transport.js';
 export type { LeaseRecord } from './lease/machine.js';
 export type { Ballot } from './paxos/ballot.js';
 export type { NodeId, Owner } from './types.js';

@@ -10,6 +10,7 @@ import { ConfigError } from './errors.js';
 import type { LeaseRecord } from './lease/machine.js';
 import { LOG_LEVELS, type LoggerLike, type LogLevel } from './logger.js';
 import type { Rng } from './random.js';
+import type { TransportSettings } from './settings.js';
 import type { Storage } from './storage.js';
 import type { Transport } from './transport.js';
 import type { NodeId } from './types.js';
@@ -34,6 +35,11 @@ export const DEFAULTS = Object.freeze({
   maxClockDrift: 0.01,
   /** Taken off the believed lease on top of the drift allowance. */
   marginMs: 10,
+  /**
+   * The bound on lock TTLs, for the lock service to come: no lock is granted for longer, and a
+   * whole cluster restarting without storage waits it out.
+   */
+  maxTtlMs: 60_000,
   /** How long a graceful `stop()` waits for running `onLeader` work before letting the lease lapse. */
   handoffTimeoutMs: 5000,
   /** The cluster id every frame carries; frames of another cluster are refused. */
@@ -44,6 +50,14 @@ export const LEASE_MS_MIN = 100;
 export const LEASE_MS_MAX = 60_000;
 /** ρ must stay below this: beyond 10% a lease believed for L·(1−ρ)/(1+ρ) is mostly margin. */
 export const MAX_CLOCK_DRIFT_LIMIT = 0.1;
+
+/**
+ * The settings every node of a cluster must agree on: each node's restart silence and lease
+ * arithmetic use its own values, so nodes that disagree are unsafe together. The node hands
+ * them to its transport, which refuses a peer whose settings differ (`agreedSettings`).
+ */
+export const AGREED_SETTINGS = ['leaseMs', 'maxClockDrift', 'marginMs', 'maxTtlMs'] as const;
+
 /**
  * Tuning of the built-in WebSocket transport, for `createNode` with `peers` as a map of URLs.
  * Each field means what it means in `WebSocketTransportOptions` and has the same default.
@@ -57,6 +71,8 @@ export interface BaseNodeOptions {
   readonly leaseMs?: number;
   readonly maxClockDrift?: number;
   readonly marginMs?: number;
+  /** The bound on lock TTLs (for the lock service to come); default 60000. */
+  readonly maxTtlMs?: number;
   readonly handoffTimeoutMs?: number;
   /** Named as successor when this node hands off leadership gracefully. */
   readonly preferredLeader?: NodeId;
@@ -126,6 +142,7 @@ export interface ResolvedOptions {
   readonly leaseMs: number;
   readonly maxClockDrift: number;
   readonly marginMs: number;
+  readonly maxTtlMs: number;
   readonly handoffTimeoutMs: number;
   readonly preferredLeader: NodeId | null;
   readonly cluster: string;
@@ -146,6 +163,7 @@ const OPTION_KEYS: readonly OptionKey[] = [
   'leaseMs',
   'maxClockDrift',
   'marginMs',
+  'maxTtlMs',
   'handoffTimeoutMs',
   'preferredLeader',
   'cluster',
@@ -171,6 +189,18 @@ const WEBSOCKET_ONLY_KEYS = ['secret', 'listen', 'tls', 'websocket'] as const;
  */
 export function believedLeaseMs(leaseMs: number, maxClockDrift: number, marginMs: number): number {
   return (leaseMs * (1 - maxClockDrift)) / (1 + maxClockDrift) - marginMs;
+}
+
+/**
+ * What the node hands its transport: the `AGREED_SETTINGS`, each as its canonical text (a
+ * number's shortest round-trip form), in that order.
+ */
+export function agreedSettings(
+  options: Pick<ResolvedOptions, (typeof AGREED_SETTINGS)[number]>,
+): TransportSettings {
+  return Object.freeze(
+    Object.fromEntries(AGREED_SETTINGS.map((name) => [name, String(options[name])])),
+  );
 }
 
 /**
@@ -218,6 +248,12 @@ export function validateOptions(options: unknown): ResolvedOptions {
     throw new ConfigError(
       `marginMs ${marginMs} is too large for leaseMs ${leaseMs} and maxClockDrift ` +
         `${maxClockDrift}: the believed lease leaseMs·(1−ρ)/(1+ρ) − marginMs must be positive`,
+    );
+  }
+  const maxTtlMs = get('maxTtlMs') ?? DEFAULTS.maxTtlMs;
+  if (!isInteger(maxTtlMs) || maxTtlMs < 1 || maxTtlMs > MAX_TIMER_MS) {
+    throw new ConfigError(
+      `maxTtlMs must be a whole number of milliseconds from 1 to ${MAX_TIMER_MS}`,
     );
   }
   const handoffTimeoutMs = get('handoffTimeoutMs') ?? DEFAULTS.handoffTimeoutMs;
@@ -284,6 +320,7 @@ export function validateOptions(options: unknown): ResolvedOptions {
     leaseMs,
     maxClockDrift,
     marginMs,
+    maxTtlMs,
     handoffTimeoutMs,
     preferredLeader,
     cluster,

@@ -4,9 +4,17 @@ import { snapshot } from '../../lib/counters.js';
 import { ConfigError, TransportError } from '../../lib/errors.js';
 import { createRng, randomInt, type Rng } from '../../lib/random.js';
 import {
+  checkSettings,
+  NO_SETTINGS,
+  settingsMismatch,
+  type TransportSettings,
+} from '../../lib/settings.js';
+import {
+  countRefusal,
   Handlers,
   transportCounters,
   type PeerEvent,
+  type SettingsRefusal,
   type Transport,
   type TransportCounters,
   type TransportStats,
@@ -33,6 +41,10 @@ import { rejectUnknownKeys } from '../../lib/validate.js';
  *   node's own timers is the test clock's business.
  * - Partitions, cuts and isolation are per node id and outlive a crash and restart: they model
  *   the network around a host, not one process.
+ * - Two open transports whose settings (given to `start`) differ are never connected, as the
+ *   WebSocket adapter's handshake refuses them: neither reports the other up, frames between
+ *   them are dropped as `unreachable` when sent, and when the second of the pair starts each
+ *   side reports the refusal once (`onRefusal`) and counts it.
  */
 
 export interface MemoryNetworkOptions {
@@ -80,8 +92,11 @@ interface Endpoint {
   readonly id: NodeId;
   readonly peers: ReadonlySet<NodeId>;
   state: EndpointState;
+  /** What the transport was started with: peers must have the same. */
+  settings: TransportSettings;
   readonly messages: Handlers<[from: NodeId, frame: string]>;
   readonly peerEvents: Handlers<[event: PeerEvent]>;
+  readonly refusals: Handlers<[refusal: SettingsRefusal]>;
   readonly counters: TransportCounters;
   /** The reachability last reported to this endpoint, per peer (absent: down). */
   readonly announced: Map<NodeId, boolean>;
@@ -89,7 +104,8 @@ interface Endpoint {
 
 type Arrival =
   | { readonly kind: 'message'; readonly from: NodeId; readonly frame: string }
-  | { readonly kind: 'peer'; readonly event: PeerEvent };
+  | { readonly kind: 'peer'; readonly event: PeerEvent }
+  | { readonly kind: 'refusal'; readonly refusal: SettingsRefusal };
 
 interface Held {
   readonly target: Endpoint;
@@ -105,7 +121,7 @@ interface Inbox {
 
 /** What a transport asks of its network. */
 interface NetworkPort {
-  start(endpoint: Endpoint): void;
+  start(endpoint: Endpoint, settings: TransportSettings): void;
   send(endpoint: Endpoint, to: NodeId, frame: string): void;
   close(endpoint: Endpoint): void;
 }
@@ -132,8 +148,8 @@ export class MemoryNetwork {
   readonly #stats = { sent: 0, delivered: 0, lost: 0, duplicated: 0, blocked: 0, undeliverable: 0 };
 
   readonly #port: NetworkPort = {
-    start: (endpoint) => {
-      this.#start(endpoint);
+    start: (endpoint, settings) => {
+      this.#start(endpoint, settings);
     },
     send: (endpoint, to, frame) => {
       this.#send(endpoint, to, frame);
@@ -189,8 +205,10 @@ export class MemoryNetwork {
       id,
       peers: others,
       state: 'new',
+      settings: NO_SETTINGS,
       messages: new Handlers(),
       peerEvents: new Handlers(),
+      refusals: new Handlers(),
       counters: transportCounters(),
       announced: new Map(),
     };
@@ -295,6 +313,7 @@ export class MemoryNetwork {
       endpoint.state = 'crashed';
       endpoint.messages.clear();
       endpoint.peerEvents.clear();
+      endpoint.refusals.clear();
       this.#live.delete(id);
     }
     const inbox = this.#inboxes.get(id);
@@ -340,13 +359,20 @@ export class MemoryNetwork {
 
   // --- Transport operations -----------------------------------------------------------------
 
-  #start(endpoint: Endpoint): void {
+  #start(endpoint: Endpoint, settings: TransportSettings): void {
     switch (endpoint.state) {
       case 'new':
+        endpoint.settings = settings;
         endpoint.state = 'open';
+        this.#refuseDisagreeing(endpoint);
         this.#refreshPeers();
         return;
       case 'open':
+        if (settingsMismatch(endpoint.settings, settings) !== null) {
+          throw new ConfigError(
+            `the transport of "${endpoint.id}" was started with other settings`,
+          );
+        }
         return;
       case 'closed':
       case 'crashed':
@@ -370,7 +396,7 @@ export class MemoryNetwork {
       return;
     }
     const target = this.#live.get(to);
-    if (target?.state !== 'open') {
+    if (target?.state !== 'open' || !agree(endpoint, target)) {
       // As a real adapter with no open connection to the peer would.
       endpoint.counters.dropped.unreachable += 1;
       return;
@@ -402,6 +428,7 @@ export class MemoryNetwork {
     endpoint.state = 'closed';
     endpoint.messages.clear();
     endpoint.peerEvents.clear();
+    endpoint.refusals.clear();
     if (this.#live.get(endpoint.id) === endpoint) this.#live.delete(endpoint.id);
     this.#refreshPeers();
   }
@@ -442,6 +469,10 @@ export class MemoryNetwork {
         return;
       case 'peer':
         target.counters.handlerErrors += target.peerEvents.emit(arrival.event);
+        return;
+      case 'refusal':
+        countRefusal(target.counters, arrival.refusal);
+        target.counters.handlerErrors += target.refusals.emit(arrival.refusal);
         return;
       default: {
         const unreachable: never = arrival;
@@ -496,10 +527,39 @@ export class MemoryNetwork {
     return (this.#groups.get(from) ?? -1) === (this.#groups.get(to) ?? -1);
   }
 
-  #reachable(from: NodeId, to: NodeId): boolean {
+  #reachable(from: Endpoint, to: NodeId): boolean {
+    const target = this.#live.get(to);
     return (
-      this.#live.get(to)?.state === 'open' && this.#linkOpen(from, to) && this.#linkOpen(to, from)
+      target?.state === 'open' &&
+      agree(from, target) &&
+      this.#linkOpen(from.id, to) &&
+      this.#linkOpen(to, from.id)
     );
+  }
+
+  /**
+   * Reports to both sides each open peer of a transport that just started whose settings differ
+   * from its own, through the scheduler (as peer events). Links play no part: a refused pair
+   * stays refused across partitions and heals.
+   */
+  #refuseDisagreeing(endpoint: Endpoint): void {
+    for (const other of this.#live.values()) {
+      if (other === endpoint || other.state !== 'open') continue;
+      const mismatch = settingsMismatch(endpoint.settings, other.settings);
+      if (mismatch === null) continue;
+      const reports: [Endpoint, SettingsRefusal][] = [];
+      if (endpoint.peers.has(other.id)) reports.push([endpoint, { peer: other.id, ...mismatch }]);
+      if (other.peers.has(endpoint.id)) {
+        const theirs = { setting: mismatch.setting, ours: mismatch.theirs, theirs: mismatch.ours };
+        reports.push([other, { peer: endpoint.id, ...theirs }]);
+      }
+      for (const [target, refusal] of reports) {
+        const arrival: Arrival = { kind: 'refusal', refusal: Object.freeze(refusal) };
+        this.#scheduler.setTimeout(() => {
+          this.#arrive(target, arrival);
+        }, 0);
+      }
+    }
   }
 
   /**
@@ -510,7 +570,7 @@ export class MemoryNetwork {
     for (const endpoint of this.#live.values()) {
       if (endpoint.state !== 'open') continue;
       for (const peer of endpoint.peers) {
-        const up = this.#reachable(endpoint.id, peer);
+        const up = this.#reachable(endpoint, peer);
         if ((endpoint.announced.get(peer) ?? false) === up) continue;
         endpoint.announced.set(peer, up);
         const arrival: Arrival = { kind: 'peer', event: Object.freeze({ peer, up }) };
@@ -541,9 +601,9 @@ class MemoryTransport implements Transport {
     this.#network = network;
   }
 
-  start(): Promise<void> {
+  start(settings?: TransportSettings): Promise<void> {
     try {
-      this.#network.start(this.#endpoint);
+      this.#network.start(this.#endpoint, checkSettings(settings));
       return Promise.resolve();
     } catch (error) {
       return Promise.reject(
@@ -562,6 +622,10 @@ class MemoryTransport implements Transport {
 
   onPeer(handler: (event: PeerEvent) => void): () => void {
     return this.#subscribe(this.#endpoint.peerEvents, handler);
+  }
+
+  onRefusal(handler: (refusal: SettingsRefusal) => void): () => void {
+    return this.#subscribe(this.#endpoint.refusals, handler);
   }
 
   close(): Promise<void> {
@@ -583,6 +647,11 @@ class MemoryTransport implements Transport {
     }
     return handlers.add(handler);
   }
+}
+
+/** Whether two transports may be connected: the same settings. */
+function agree(a: Endpoint, b: Endpoint): boolean {
+  return a.settings === b.settings || settingsMismatch(a.settings, b.settings) === null;
 }
 
 function checkId(option: string, id: unknown): asserts id is NodeId {

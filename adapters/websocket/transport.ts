@@ -4,10 +4,24 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { systemClock, systemScheduler, type Clock, type Scheduler } from '../../lib/clock.js';
 import { PROTOCOL_VERSION } from '../../lib/codec/messages.js';
 import { snapshot } from '../../lib/counters.js';
-import { TransportError } from '../../lib/errors.js';
+import { ConfigError, TransportError } from '../../lib/errors.js';
 import { boundLogger, errorFields, GatedLogger } from '../../lib/logger.js';
 import type { Rng } from '../../lib/random.js';
-import { Handlers, type PeerEvent, type Transport } from '../../lib/transport.js';
+import {
+  checkSettings,
+  encodeSettings,
+  NO_SETTINGS,
+  settingsMismatch,
+  type SettingsMismatch,
+  type TransportSettings,
+} from '../../lib/settings.js';
+import {
+  countRefusal,
+  Handlers,
+  type PeerEvent,
+  type SettingsRefusal,
+  type Transport,
+} from '../../lib/transport.js';
 import type { NodeId } from '../../lib/types.js';
 import { backoffDelayMs, mathRandom } from './backoff.js';
 import { dial, socketLimits } from './dial.js';
@@ -17,6 +31,8 @@ import {
   newInstance,
   NONCE_CACHE_CAPACITY,
   REJECTION_STATUS,
+  SETTINGS_STATUS,
+  settingsRefusalHeaders,
   verifyDial,
   type DialClaims,
   type HandshakeRejection,
@@ -75,10 +91,11 @@ const WS_PAYLOAD_TOO_BIG = 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH';
  * pings, and reconnection with capped exponential backoff and full jitter.
  *
  * Frames are opaque text; strict decoding is the codec's job. What this adapter refuses on its
- * own: unauthenticated connections (in the HTTP upgrade, before any frame), binary frames,
- * frames above `maxPayload` (dropped at the sender; a peer that sends one anyway loses its
- * connection, which `ws` closes with 1009, and redials), frames beyond a peer's rate, and sends
- * to a connection whose send buffer is over `maxBufferedBytes`.
+ * own: unauthenticated connections (in the HTTP upgrade, before any frame), peers whose
+ * settings (given to `start`) differ from this transport's (412, in the upgrade too), binary
+ * frames, frames above `maxPayload` (dropped at the sender; a peer that sends one anyway loses
+ * its connection, which `ws` closes with 1009, and redials), frames beyond a peer's rate, and
+ * sends to a connection whose send buffer is over `maxBufferedBytes`.
  */
 export class WebSocketTransport implements Transport {
   readonly self: NodeId;
@@ -96,6 +113,7 @@ export class WebSocketTransport implements Transport {
   readonly #counters = webSocketCounters();
   readonly #messages = new Handlers<[from: NodeId, frame: string]>();
   readonly #peerEvents = new Handlers<[event: PeerEvent]>();
+  readonly #refusals = new Handlers<[refusal: SettingsRefusal]>();
   readonly #nonces = new NonceCache(NONCE_CACHE_CAPACITY);
   /** Handshake rejections are logged at most 10 a second: strangers must not flood the log. */
   readonly #rejectionLog = new LogThrottle(10, 1000);
@@ -108,6 +126,9 @@ export class WebSocketTransport implements Transport {
   readonly #answers = new WeakMap<IncomingMessage, string[]>();
   /** Wall-clock ms when listening began: handshakes stamped earlier are refused. */
   #startedAtMs = Number.POSITIVE_INFINITY;
+  /** What every peer must agree on, from `start`, and its canonical text for the handshake. */
+  #settings: TransportSettings = NO_SETTINGS;
+  #settingsText = '';
   #state: State = 'new';
   #starting: Promise<void> | null = null;
   #closing: Promise<void> | null = null;
@@ -172,11 +193,27 @@ export class WebSocketTransport implements Transport {
     });
   }
 
-  start(): Promise<void> {
+  start(settings?: TransportSettings): Promise<void> {
     if (this.#state === 'closed') {
       return Promise.reject(new TransportError('the transport is closed', { retriable: false }));
     }
-    this.#starting ??= this.#start();
+    let checked: TransportSettings;
+    try {
+      checked = checkSettings(settings);
+    } catch (error) {
+      return Promise.reject(
+        error instanceof Error ? error : new ConfigError('invalid settings', { cause: error }),
+      );
+    }
+    if (this.#starting !== null) {
+      if (settingsMismatch(this.#settings, checked) !== null) {
+        return Promise.reject(new ConfigError('the transport was started with other settings'));
+      }
+      return this.#starting;
+    }
+    this.#settings = checked;
+    this.#settingsText = encodeSettings(checked);
+    this.#starting = this.#start();
     return this.#starting;
   }
 
@@ -244,6 +281,10 @@ export class WebSocketTransport implements Transport {
     return this.#peerEvents.add(handler);
   }
 
+  onRefusal(handler: (refusal: SettingsRefusal) => void): () => void {
+    return this.#refusals.add(handler);
+  }
+
   close(): Promise<void> {
     this.#closing ??= this.#shutdown();
     return this.#closing;
@@ -284,6 +325,7 @@ export class WebSocketTransport implements Transport {
     this.#links.clear();
     this.#messages.clear();
     this.#peerEvents.clear();
+    this.#refusals.clear();
     if (starting !== null) await starting.catch(() => undefined);
     await this.#listener.close();
     this.#wss.close();
@@ -320,6 +362,28 @@ export class WebSocketTransport implements Transport {
     }
     const { claims } = result;
     const peer = this.#peer(claims.from);
+    const answering = {
+      version: PROTOCOL_VERSION,
+      cluster: this.#options.cluster,
+      listener: this.self,
+      dialler: claims.from,
+      diallerNonce: claims.nonce,
+    };
+    const mismatch = settingsMismatch(this.#settings, result.settings);
+    if (mismatch !== null) {
+      // Authenticated, so it may learn ours: the answer names the setting, with both values.
+      this.#refused(peer, mismatch);
+      this.#listener.refuse(socket, SETTINGS_STATUS, {
+        headers: settingsRefusalHeaders(
+          answering,
+          this.#settingsText,
+          mismatch.setting,
+          this.#options.secret,
+        ),
+        body: `settings differ: ${mismatch.setting} is ${mismatch.ours ?? '(not set)'} here, ${mismatch.theirs ?? '(not set)'} in the dial\n`,
+      });
+      return;
+    }
     const existing = peer.current ?? peer.dialing;
     if (
       existing !== null &&
@@ -334,14 +398,7 @@ export class WebSocketTransport implements Transport {
       return;
     }
     const proof = listenerProof(
-      {
-        version: PROTOCOL_VERSION,
-        cluster: this.#options.cluster,
-        listener: this.self,
-        dialler: claims.from,
-        listenerInstance: this.#instance,
-        diallerNonce: claims.nonce,
-      },
+      { ...answering, listenerInstance: this.#instance },
       this.#options.secret,
     );
     this.#answers.set(req, [
@@ -390,6 +447,7 @@ export class WebSocketTransport implements Transport {
         maxPayload: this.#options.maxPayload,
         tls: this.#options.tls,
         nowMs: Date.now(),
+        settings: this.#settingsText,
       },
       {
         authenticated: (instance) => {
@@ -423,6 +481,12 @@ export class WebSocketTransport implements Transport {
             { peer: peer.id, status },
             'peer refused the handshake (check cluster, secret, ids and versions)',
           );
+        },
+        settingsRefused: (theirs) => {
+          // The redial follows this dial's close, after the usual backoff: the peer will refuse
+          // again until one of the two restarts with the other's settings.
+          const mismatch = settingsMismatch(this.#settings, theirs);
+          if (mismatch !== null) this.#refused(peer, mismatch);
         },
       },
     );
@@ -627,6 +691,17 @@ export class WebSocketTransport implements Transport {
     this.#log.info({ peer: peer.id, up, direction: link.direction }, up ? 'peer up' : 'peer down');
     if (this.#state !== 'open') return;
     this.#counters.handlerErrors += this.#peerEvents.emit({ peer: peer.id, up });
+  }
+
+  /** A peer refused for its settings, as listener or as dialler: counted and reported. */
+  #refused(peer: PeerState, mismatch: SettingsMismatch): void {
+    countRefusal(this.#counters, mismatch);
+    if (this.#log.enabled('debug')) {
+      this.#log.debug({ peer: peer.id, ...mismatch }, 'refused a peer whose settings differ');
+    }
+    if (this.#state !== 'open') return;
+    const refusal: SettingsRefusal = Object.freeze({ peer: peer.id, ...mismatch });
+    this.#counters.handlerErrors += this.#refusals.emit(refusal);
   }
 
   #rejected(

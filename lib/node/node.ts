@@ -15,9 +15,15 @@ import {
 } from '../lease/machine.js';
 import type { LeaseMessage } from '../lease/messages.js';
 import { errorFields } from '../logger.js';
-import { validateOptions, type NodeOptions, type ResolvedOptions } from '../options.js';
+import {
+  AGREED_SETTINGS,
+  agreedSettings,
+  validateOptions,
+  type NodeOptions,
+  type ResolvedOptions,
+} from '../options.js';
 import { createRng, randomIncarnation } from '../random.js';
-import type { Transport } from '../transport.js';
+import type { SettingsRefusal, Transport } from '../transport.js';
 import { ownerEquals, type NodeId } from '../types.js';
 import { Driver } from './driver.js';
 import { LeaderRole } from './leader.js';
@@ -249,7 +255,11 @@ export class SynodNode extends EventEmitter<NodeEvents> {
       this.#driver = driver;
       // Subscribed before the transport starts, so no early frame is missed.
       driver.listen();
-      await this.#transport.start();
+      this.#transport.onRefusal((refusal) => {
+        this.#refused(refusal);
+      });
+      // Peers whose timing settings differ from this node's are refused before any frame.
+      await this.#transport.start(agreedSettings(options));
       if (!this.#is('starting')) return;
       this.#state = 'running';
       driver.begin();
@@ -384,6 +394,19 @@ export class SynodNode extends EventEmitter<NodeEvents> {
     const machine = this.#machine;
     // Ends the machine's part without applying its output: nothing more goes out.
     if (machine !== null) machine.stop(this.#clock.now(), false);
+  }
+
+  /**
+   * A peer refused because one of the settings every node must agree on differs: the two can
+   * never work together (each one's restart silence and lease arithmetic use its own values),
+   * so it is an error, on both sides, until one of them restarts with the other's settings.
+   */
+  #refused(refusal: SettingsRefusal): void {
+    this.#log.error(
+      { peer: refusal.peer, setting: refusal.setting, ours: refusal.ours, theirs: refusal.theirs },
+      `refused a peer whose ${refusal.setting} differs: every node must use the same ` +
+        AGREED_SETTINGS.join(', '),
+    );
   }
 
   #fail(error: unknown): void {

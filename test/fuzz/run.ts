@@ -2,10 +2,11 @@ import { availableParallelism } from 'node:os';
 import { isDeepStrictEqual } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { decodeFrame } from '../../lib/codec/messages.js';
-import { createNode, type SynodNode } from '../../lib/index.js';
+import { createNode, DEFAULTS, type SynodNode } from '../../lib/index.js';
 import type { LeaseRecord } from '../../lib/lease/machine.js';
 import { HALT } from '../../lib/node/node.js';
 import { INVALID_FRAME_REASONS, type InvalidFrameReason } from '../../lib/node/stats.js';
+import { agreedSettings } from '../../lib/options.js';
 import { createRng } from '../../lib/random.js';
 import type { Storage } from '../../lib/storage.js';
 import { VirtualClock } from '../../lib/testing/virtual-clock.js';
@@ -45,6 +46,8 @@ const BATCH_SIZE = 2000;
 const LEASE_MS = 300;
 const IDS = ['a', 'b', 'c'];
 const TARGET: Target = { cluster: 'synod', self: 'a', peers: ['b', 'c'] };
+/** The settings node `a` starts its transport with: its peers start theirs with the same. */
+const SETTINGS = agreedSettings({ ...DEFAULTS, leaseMs: LEASE_MS });
 const EXPECT = expectationsOf(TARGET);
 /** Problems of each kind kept in full, per worker; the rest are only counted. */
 const KEEP = 10;
@@ -162,7 +165,8 @@ class Harness {
 
   static async start(seed: number): Promise<Harness> {
     const clock = new VirtualClock(1000);
-    const harness = new Harness(clock, await ScriptedPeers.start(TARGET, clock), seed);
+    const peers = await ScriptedPeers.start(TARGET, clock, SETTINGS);
+    const harness = new Harness(clock, peers, seed);
     await harness.node.start();
     await harness.advance(LEASE_MS + 1);
     return harness;

@@ -1,6 +1,7 @@
 import { MemoryNetwork } from '../../adapters/memory/network.js';
 import type { Scheduler } from '../../lib/clock.js';
 import { decodeFrame } from '../../lib/codec/messages.js';
+import type { TransportSettings } from '../../lib/settings.js';
 import type { Transport } from '../../lib/transport.js';
 import type { NodeId } from '../../lib/types.js';
 import type { Sent, Target } from './corpus.js';
@@ -43,10 +44,14 @@ export class ScriptedPeers {
     });
   }
 
-  /** The peers of `target`, listening. */
-  static async start(target: Target, scheduler: Scheduler): Promise<ScriptedPeers> {
+  /** The peers of `target`, listening, started with the settings the node starts with. */
+  static async start(
+    target: Target,
+    scheduler: Scheduler,
+    settings?: TransportSettings,
+  ): Promise<ScriptedPeers> {
     const peers = new ScriptedPeers(target, scheduler);
-    await Promise.all(peers.#peers.map((t) => t.start()));
+    await Promise.all(peers.#peers.map((t) => t.start(settings)));
     return peers;
   }
 

@@ -11,14 +11,16 @@ import {
 import type { WebSocket } from 'ws';
 import { WebSocketTransport } from '../../adapters/websocket/index.js';
 import { decodeFrame, encodeFrame, type Frame } from '../../lib/codec/messages.js';
-import { createNode, type NodeStats, type SynodNode } from '../../lib/index.js';
+import { createNode, DEFAULTS, type NodeStats, type SynodNode } from '../../lib/index.js';
 import { LeaseMachine, type LeaseEvent, type LeaseRecord } from '../../lib/lease/machine.js';
 import type { LeaseMessage } from '../../lib/lease/messages.js';
 import { Driver, type MachineInput, type PureMachine } from '../../lib/node/driver.js';
 import { NodeLogger } from '../../lib/node/logger.js';
 import { INVALID_FRAME_REASONS, nodeCounters } from '../../lib/node/stats.js';
 import type { LoggerLike } from '../../lib/logger.js';
+import { agreedSettings } from '../../lib/options.js';
 import { createRng } from '../../lib/random.js';
+import { encodeSettings } from '../../lib/settings.js';
 import type { Storage } from '../../lib/storage.js';
 import { VirtualClock } from '../../lib/testing/virtual-clock.js';
 import type { NodeId, Output } from '../../lib/types.js';
@@ -80,6 +82,8 @@ const WRONG_SECRET = 'not-the-secret-but-long-enough';
 /** Rounds and an incarnation no honest node uses: a vote mentioning them came from the attack. */
 const EVIL_ROUND = 2 ** 40;
 const EVIL_INC = 'deadbeefdeadbeef';
+/** The settings the nodes dial with: eve, holding the secret, claims the same. */
+const SETTINGS = encodeSettings(agreedSettings({ ...DEFAULTS, leaseMs: LEASE_MS }));
 /** How much the heap may grow across one attack, after forced collections. */
 const HEAP_SLACK_BYTES = 24 * 1024 * 1024;
 
@@ -448,7 +452,10 @@ const attackerSockets = new Set<WebSocket>();
 
 /** An authenticated connection of `eve` to `target`, once the target counts it as a peer. */
 async function eveConnects(target: Member): Promise<WebSocket> {
-  const ws = await puppetOpen(target.url, puppetHeaders({ from: ATTACKER, to: target.id }));
+  const ws = await puppetOpen(
+    target.url,
+    puppetHeaders({ from: ATTACKER, to: target.id, settings: SETTINGS }),
+  );
   attackerSockets.add(ws);
   await waitFor(`eve connected to ${target.id}`, () =>
     target.transport.connections().some((c) => c.peer === ATTACKER),
@@ -565,7 +572,9 @@ async function attack(order: FloodOrder, port: MessagePort): Promise<void> {
     return frames;
   });
   const sockets = await Promise.all(
-    order.targets.map((t) => puppetOpen(t.url, puppetHeaders({ from: ATTACKER, to: t.id }))),
+    order.targets.map((t) =>
+      puppetOpen(t.url, puppetHeaders({ from: ATTACKER, to: t.id, settings: SETTINGS })),
+    ),
   );
   port.postMessage({ type: 'connected' } satisfies AttackerNews);
   await new Promise((resolve) => port.once('message', resolve));
@@ -763,7 +772,7 @@ if (isMainThread)
           for (const head of captured)
             assert.equal(await rawRequest(target.port, head.request), 401);
           // eve replays a handshake of its own that was accepted once.
-          const headers = puppetHeaders({ from: ATTACKER, to: target.id });
+          const headers = puppetHeaders({ from: ATTACKER, to: target.id, settings: SETTINGS });
           const first = await puppetOpen(target.url, headers);
           attackerSockets.add(first);
           const again = await puppetDial(target.url, headers);

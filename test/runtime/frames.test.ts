@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { MemoryNetwork } from '../../adapters/memory/index.js';
 import { encodeFrame, type Frame } from '../../lib/codec/messages.js';
-import { createNode, type SynodNode } from '../../lib/index.js';
+import { createNode, DEFAULTS, type SynodNode } from '../../lib/index.js';
 import type { LeaseRecord } from '../../lib/lease/machine.js';
+import { agreedSettings } from '../../lib/options.js';
 import { createRng } from '../../lib/random.js';
 import type { Storage } from '../../lib/storage.js';
 import type { Transport } from '../../lib/transport.js';
@@ -51,8 +52,10 @@ function setup(storage?: Storage<LeaseRecord>): {
   const c = network.transport('c', IDS);
   const received: string[] = [];
   b.onMessage((_, frame) => received.push(frame));
-  void b.start();
-  void c.start();
+  // The settings node a starts with: a peer with others would be refused.
+  const settings = agreedSettings({ ...DEFAULTS, leaseMs: LEASE_MS });
+  void b.start(settings);
+  void c.start(settings);
   return { clock, node, b, received, logger };
 }
 

@@ -40,6 +40,7 @@ export function idleTransport(self: string, peers: readonly string[]): Transport
     send: () => undefined,
     onMessage: () => () => undefined,
     onPeer: () => () => undefined,
+    onRefusal: () => () => undefined,
     close: () => Promise.resolve(),
     stats: () => stats,
   };
