@@ -92,8 +92,8 @@ export interface BaseNodeOptions {
    */
   readonly scheduler?: Scheduler;
   /**
-   * Advanced, for tests: the randomness behind election jitter and the incarnation. Default:
-   * seeded from `node:crypto` at each start.
+   * Advanced, for tests: the randomness behind election jitter. Default: seeded from
+   * `node:crypto` at each start. The incarnation is always drawn from `node:crypto`.
    */
   readonly rng?: Rng;
 }

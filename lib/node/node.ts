@@ -22,7 +22,7 @@ import {
   type NodeOptions,
   type ResolvedOptions,
 } from '../options.js';
-import { createRng, randomIncarnation } from '../random.js';
+import { createRng } from '../random.js';
 import type { SettingsRefusal, Transport } from '../transport.js';
 import { ownerEquals, type NodeId } from '../types.js';
 import { Driver } from './driver.js';
@@ -212,9 +212,10 @@ export class SynodNode extends EventEmitter<NodeEvents> {
       const restored = options.storage === null ? null : await options.storage.load();
       if (!this.#is('starting')) return;
       const rng = options.rng ?? createRng(randomBytes(4).readUInt32LE(0));
-      // A fresh 64-bit incarnation per start: a restarted node never reuses a ballot.
-      const incarnation =
-        options.rng === null ? randomBytes(8).toString('hex') : randomIncarnation(rng);
+      // A fresh 64-bit incarnation per start, from the operating system even when a test gives
+      // its own rng: a restarted node never reuses a ballot, and two nodes (or two lives of
+      // one) built with the same seeded rng still differ.
+      const incarnation = randomBytes(8).toString('hex');
       const machine = new LeaseMachine(
         {
           id: options.id,

@@ -1,3 +1,4 @@
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { isDeepStrictEqual } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
@@ -167,7 +168,7 @@ class Harness {
     const clock = new VirtualClock(1000);
     const peers = await ScriptedPeers.start(TARGET, clock, SETTINGS);
     const harness = new Harness(clock, peers, seed);
-    await harness.node.start();
+    await withSeededCrypto(seed, () => harness.node.start());
     await harness.advance(LEASE_MS + 1);
     return harness;
   }
@@ -230,6 +231,30 @@ class Harness {
 }
 
 const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+const crypto = createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto');
+
+/**
+ * Runs `start` with the operating system's randomness replaced by a stream seeded with `seed`.
+ * A node draws its incarnation from `node:crypto`, never from the rng it is given; the frames
+ * that answer it carry that incarnation, and their edits land on its digits, so a batch replays
+ * exactly only with the same one. Worker threads run one batch at a time: nothing else draws
+ * meanwhile.
+ */
+async function withSeededCrypto<T>(seed: number, start: () => Promise<T>): Promise<T> {
+  const real = crypto.randomBytes;
+  const rng = createRng(seed);
+  const seeded = (size: number): Buffer =>
+    Buffer.from(Array.from({ length: size }, () => Math.floor(rng.next() * 256)));
+  crypto.randomBytes = seeded as typeof real;
+  syncBuiltinESMExports();
+  try {
+    return await start();
+  } finally {
+    crypto.randomBytes = real;
+    syncBuiltinESMExports();
+  }
+}
 
 function describeError(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);

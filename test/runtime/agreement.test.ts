@@ -123,3 +123,26 @@ describe('settings every node must agree on', () => {
     }
   });
 });
+
+describe('incarnation', () => {
+  it('is drawn from the operating system, even when nodes share a seeded rng', async () => {
+    const clock = new VirtualClock();
+    const network = new MemoryNetwork({ scheduler: clock });
+    const made = ['a', 'b'].map((id) =>
+      createNode({
+        id,
+        peers: ['a', 'b', 'c'],
+        transport: network.transport(id, ['a', 'b', 'c']),
+        clock,
+        scheduler: clock,
+        rng: createRng(7),
+      }),
+    );
+    await Promise.all(made.map((n) => n.start()));
+    const [a, b] = made.map((n) => n.incarnation);
+    assert.match(a ?? '', /^[0-9a-f]{16}$/);
+    assert.match(b ?? '', /^[0-9a-f]{16}$/);
+    assert.notEqual(a, b);
+    await Promise.all(made.map((n) => n.stop()));
+  });
+});
