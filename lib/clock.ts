@@ -23,3 +23,6 @@ export const systemScheduler: Scheduler = Object.freeze({
     clearTimeout(handle as ReturnType<typeof setTimeout>);
   },
 });
+
+/** The longest delay a timer can take (Node clamps longer ones to 1 ms). */
+export const MAX_TIMER_MS = 2_147_483_647;

@@ -3,12 +3,10 @@
  * with no coordination server. This module is the public facade only.
  */
 export { createNode, SynodNode, type NodeState } from './node/node.js';
+export type { LoggerLike, LogFn, LogLevel } from './logger.js';
 export {
   DEFAULTS,
   type BaseNodeOptions,
-  type LoggerLike,
-  type LogFn,
-  type LogLevel,
   type NodeOptions,
   type TransportNodeOptions,
   type WebSocketNodeOptions,
@@ -39,7 +37,14 @@ export {
 } from './errors.js';
 export type { Clock, Scheduler } from './clock.js';
 export type { Storage } from './storage.js';
-export type { PeerEvent, Transport, TransportDropReason, TransportStats } from './transport.js';
+export type { SettingsMismatch, TransportSettings } from './settings.js';
+export type {
+  PeerEvent,
+  SettingsRefusal,
+  Transport,
+  TransportDropReason,
+  TransportStats,
+} from './transport.js';
 export type { LeaseRecord } from './lease/machine.js';
 export type { Ballot } from './paxos/ballot.js';
 export type { NodeId, Owner } from './types.js';

@@ -4,15 +4,25 @@ import {
   type TlsOptions,
   type WebSocketTransportOptions,
 } from '../adapters/websocket/options.js';
-import type { Clock, Scheduler } from './clock.js';
+import { MAX_TIMER_MS, type Clock, type Scheduler } from './clock.js';
 import { isValidId, MAX_ID_LENGTH } from './codec/messages.js';
 import { ConfigError } from './errors.js';
 import type { LeaseRecord } from './lease/machine.js';
+import { LOG_LEVELS, type LoggerLike, type LogLevel } from './logger.js';
 import type { Rng } from './random.js';
+import type { TransportSettings } from './settings.js';
 import type { Storage } from './storage.js';
 import type { Transport } from './transport.js';
 import type { NodeId } from './types.js';
-import { hasMethods, isObject } from './validate.js';
+import {
+  hasMethods,
+  isObject,
+  readClock,
+  readLogger,
+  readRng,
+  readScheduler,
+  rejectUnknownKeys,
+} from './validate.js';
 
 /**
  * Every default in one place, frozen. Each can be overridden per node; `validateOptions` says
@@ -25,6 +35,11 @@ export const DEFAULTS = Object.freeze({
   maxClockDrift: 0.01,
   /** Taken off the believed lease on top of the drift allowance. */
   marginMs: 10,
+  /**
+   * The bound on lock TTLs, for the lock service to come: no lock is granted for longer, and a
+   * whole cluster restarting without storage waits it out.
+   */
+  maxTtlMs: 60_000,
   /** How long a graceful `stop()` waits for running `onLeader` work before letting the lease lapse. */
   handoffTimeoutMs: 5000,
   /** The cluster id every frame carries; frames of another cluster are refused. */
@@ -35,30 +50,13 @@ export const LEASE_MS_MIN = 100;
 export const LEASE_MS_MAX = 60_000;
 /** ρ must stay below this: beyond 10% a lease believed for L·(1−ρ)/(1+ρ) is mostly margin. */
 export const MAX_CLOCK_DRIFT_LIMIT = 0.1;
-/** The longest delay a timer can take (Node clamps longer ones to 1 ms). */
-export const MAX_TIMER_MS = 2_147_483_647;
-
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
-
-/** A log method in pino's shape: a fields object first, then the message. */
-export type LogFn = (fields: object, message: string) => void;
 
 /**
- * What synod needs of a logger: the level methods of pino. A pino instance fits; so does any
- * object with these methods. `isLevelEnabled` and `child`, when present, are used to skip work
- * for disabled levels and to bind the node id.
+ * The settings every node of a cluster must agree on: each node's restart silence and lease
+ * arithmetic use its own values, so nodes that disagree are unsafe together. The node hands
+ * them to its transport, which refuses a peer whose settings differ (`agreedSettings`).
  */
-export interface LoggerLike {
-  fatal: LogFn;
-  error: LogFn;
-  warn: LogFn;
-  info: LogFn;
-  debug: LogFn;
-  trace: LogFn;
-  isLevelEnabled?(level: string): boolean;
-  child?(bindings: Record<string, unknown>, options?: { level?: string }): LoggerLike;
-}
+export const AGREED_SETTINGS = ['leaseMs', 'maxClockDrift', 'marginMs', 'maxTtlMs'] as const;
 
 /**
  * Tuning of the built-in WebSocket transport, for `createNode` with `peers` as a map of URLs.
@@ -73,6 +71,8 @@ export interface BaseNodeOptions {
   readonly leaseMs?: number;
   readonly maxClockDrift?: number;
   readonly marginMs?: number;
+  /** The bound on lock TTLs (for the lock service to come); default 60000. */
+  readonly maxTtlMs?: number;
   readonly handoffTimeoutMs?: number;
   /** Named as successor when this node hands off leadership gracefully. */
   readonly preferredLeader?: NodeId;
@@ -92,8 +92,8 @@ export interface BaseNodeOptions {
    */
   readonly scheduler?: Scheduler;
   /**
-   * Advanced, for tests: the randomness behind election jitter and the incarnation. Default:
-   * seeded from `node:crypto` at each start.
+   * Advanced, for tests: the randomness behind election jitter. Default: seeded from
+   * `node:crypto` at each start. The incarnation is always drawn from `node:crypto`.
    */
   readonly rng?: Rng;
 }
@@ -142,6 +142,7 @@ export interface ResolvedOptions {
   readonly leaseMs: number;
   readonly maxClockDrift: number;
   readonly marginMs: number;
+  readonly maxTtlMs: number;
   readonly handoffTimeoutMs: number;
   readonly preferredLeader: NodeId | null;
   readonly cluster: string;
@@ -162,6 +163,7 @@ const OPTION_KEYS: readonly OptionKey[] = [
   'leaseMs',
   'maxClockDrift',
   'marginMs',
+  'maxTtlMs',
   'handoffTimeoutMs',
   'preferredLeader',
   'cluster',
@@ -180,8 +182,6 @@ const OPTION_KEYS: readonly OptionKey[] = [
 /** Options that only the built-in WebSocket transport takes. */
 const WEBSOCKET_ONLY_KEYS = ['secret', 'listen', 'tls', 'websocket'] as const;
 
-const LOGGER_METHODS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
-
 /**
  * The lease a holder believes, from the moment it sent its Prepare: L·(1−ρ)/(1+ρ) − margin.
  * Its own clock may run slow by ρ while an acceptor's runs fast by ρ, so this is the longest it
@@ -189,6 +189,18 @@ const LOGGER_METHODS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as c
  */
 export function believedLeaseMs(leaseMs: number, maxClockDrift: number, marginMs: number): number {
   return (leaseMs * (1 - maxClockDrift)) / (1 + maxClockDrift) - marginMs;
+}
+
+/**
+ * What the node hands its transport: the `AGREED_SETTINGS`, each as its canonical text (a
+ * number's shortest round-trip form), in that order.
+ */
+export function agreedSettings(
+  options: Pick<ResolvedOptions, (typeof AGREED_SETTINGS)[number]>,
+): TransportSettings {
+  return Object.freeze(
+    Object.fromEntries(AGREED_SETTINGS.map((name) => [name, String(options[name])])),
+  );
 }
 
 /**
@@ -201,11 +213,7 @@ export function validateOptions(options: unknown): ResolvedOptions {
       'options must be an object with at least id and peers (and transport or secret)',
     );
   }
-  for (const key of Object.keys(options)) {
-    if (!(OPTION_KEYS as readonly string[]).includes(key)) {
-      throw new ConfigError(`unknown option "${key}" (allowed: ${OPTION_KEYS.join(', ')})`);
-    }
-  }
+  rejectUnknownKeys('option', options, OPTION_KEYS);
   const get = (key: OptionKey): unknown => options[key];
 
   const id = get('id');
@@ -242,6 +250,12 @@ export function validateOptions(options: unknown): ResolvedOptions {
         `${maxClockDrift}: the believed lease leaseMs·(1−ρ)/(1+ρ) − marginMs must be positive`,
     );
   }
+  const maxTtlMs = get('maxTtlMs') ?? DEFAULTS.maxTtlMs;
+  if (!isInteger(maxTtlMs) || maxTtlMs < 1 || maxTtlMs > MAX_TIMER_MS) {
+    throw new ConfigError(
+      `maxTtlMs must be a whole number of milliseconds from 1 to ${MAX_TIMER_MS}`,
+    );
+  }
   const handoffTimeoutMs = get('handoffTimeoutMs') ?? DEFAULTS.handoffTimeoutMs;
   if (!isInteger(handoffTimeoutMs) || handoffTimeoutMs < 0 || handoffTimeoutMs > MAX_TIMER_MS) {
     throw new ConfigError(
@@ -263,16 +277,8 @@ export function validateOptions(options: unknown): ResolvedOptions {
     throw new ConfigError(`cluster must be a string of 1 to ${MAX_ID_LENGTH} characters`);
   }
 
-  const clock = get('clock');
-  if (clock !== undefined && !hasMethods(clock, ['now'])) {
-    throw new ConfigError('clock must be an object with a now() method returning milliseconds');
-  }
-  const logger = get('logger');
-  if (logger !== undefined && !hasMethods(logger, LOGGER_METHODS)) {
-    throw new ConfigError(
-      `logger must be pino-compatible, with the methods ${LOGGER_METHODS.join(', ')}`,
-    );
-  }
+  const clock = readClock(get('clock'));
+  const logger = readLogger(get('logger'));
   const logLevel = get('logLevel');
   if (logLevel !== undefined && !(LOG_LEVELS as readonly unknown[]).includes(logLevel)) {
     throw new ConfigError(`logLevel must be one of ${LOG_LEVELS.join(', ')}`);
@@ -281,14 +287,8 @@ export function validateOptions(options: unknown): ResolvedOptions {
   if (storage !== undefined && !hasMethods(storage, ['load', 'save'])) {
     throw new ConfigError('storage must be an object with load() and save(record) methods');
   }
-  const scheduler = get('scheduler');
-  if (scheduler !== undefined && !hasMethods(scheduler, ['setTimeout', 'clearTimeout'])) {
-    throw new ConfigError('scheduler must be an object with setTimeout and clearTimeout methods');
-  }
-  const rng = get('rng');
-  if (rng !== undefined && !hasMethods(rng, ['next'])) {
-    throw new ConfigError('rng must be an object with a next() method');
-  }
+  const scheduler = readScheduler(get('scheduler'));
+  const rng = readRng(get('rng'));
 
   let transport: Transport | null = null;
   let websocket: WebSocketTransportOptions | null = null;
@@ -307,8 +307,8 @@ export function validateOptions(options: unknown): ResolvedOptions {
       self: id,
       peers: peerUrls,
       cluster,
-      clock: clock as Clock | undefined,
-      scheduler: scheduler as Scheduler | undefined,
+      clock,
+      scheduler,
     });
   }
 
@@ -320,15 +320,16 @@ export function validateOptions(options: unknown): ResolvedOptions {
     leaseMs,
     maxClockDrift,
     marginMs,
+    maxTtlMs,
     handoffTimeoutMs,
     preferredLeader,
     cluster,
-    clock: (clock as Clock | undefined) ?? null,
-    logger: (logger as LoggerLike | undefined) ?? null,
+    clock,
+    logger,
     logLevel: (logLevel as LogLevel | undefined) ?? null,
     storage: (storage as Storage<LeaseRecord> | undefined) ?? null,
-    scheduler: (scheduler as Scheduler | undefined) ?? null,
-    rng: (rng as Rng | undefined) ?? null,
+    scheduler,
+    rng,
   });
 }
 
@@ -405,8 +406,8 @@ function readWebSocketWiring(
     self: NodeId;
     peers: Readonly<Record<NodeId, string>>;
     cluster: string;
-    clock: Clock | undefined;
-    scheduler: Scheduler | undefined;
+    clock: Clock | null;
+    scheduler: Scheduler | null;
   },
 ): WebSocketTransportOptions {
   const transport = get('transport');
@@ -427,13 +428,7 @@ function readWebSocketWiring(
   if (tuning !== undefined && !isObject(tuning)) {
     throw new ConfigError(`websocket must be an object with some of ${TUNING_KEYS.join(', ')}`);
   }
-  for (const key of Object.keys(tuning ?? {})) {
-    if (!(TUNING_KEYS as readonly string[]).includes(key)) {
-      throw new ConfigError(
-        `unknown websocket option "${key}" (allowed: ${TUNING_KEYS.join(', ')})`,
-      );
-    }
-  }
+  rejectUnknownKeys('websocket option', tuning ?? {}, TUNING_KEYS);
   const listen = get('listen');
   const tls = get('tls');
   const options = {
@@ -444,8 +439,8 @@ function readWebSocketWiring(
     secret,
     ...(listen === undefined ? {} : { listen }),
     ...(tls === undefined ? {} : { tls }),
-    ...(base.clock === undefined ? {} : { clock: base.clock }),
-    ...(base.scheduler === undefined ? {} : { scheduler: base.scheduler }),
+    ...(base.clock === null ? {} : { clock: base.clock }),
+    ...(base.scheduler === null ? {} : { scheduler: base.scheduler }),
   } as WebSocketTransportOptions;
   // Throws a ConfigError naming the problem: a short secret, bad tls, listen or tuning values.
   validateWebSocketOptions(options);

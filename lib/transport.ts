@@ -1,3 +1,5 @@
+import { tally, type Counters, type Tally } from './counters.js';
+import type { SettingsMismatch, TransportSettings } from './settings.js';
 import type { NodeId } from './types.js';
 
 /**
@@ -12,6 +14,11 @@ import type { NodeId } from './types.js';
  *
  * Liveness signals (`onPeer`) are hints for catching up and logging. Safety never rests on
  * them: the lease and lock deadlines rest on timers only.
+ *
+ * Peers must agree on the settings given to `start` (lib/settings.ts): a transport compares
+ * them with each peer's before any frame flows (the WebSocket adapter in its handshake), and
+ * refuses a peer whose settings differ. No frame flows between the two, neither reports the
+ * other up, and each side reports the refusal (`onRefusal`) and counts it by the setting named.
  */
 
 /**
@@ -23,15 +30,23 @@ export interface PeerEvent {
   readonly up: boolean;
 }
 
+/** A peer refused because a setting differs: the first that does, with both values. */
+export interface SettingsRefusal extends SettingsMismatch {
+  readonly peer: NodeId;
+}
+
 export interface Transport {
   readonly self: NodeId;
   /** The other nodes of the cluster (never `self`). */
   readonly peers: readonly NodeId[];
   /**
    * Begins sending and receiving. Subscribe before calling it to see the first peer events.
-   * Idempotent while open; rejects with a `TransportError` after `close()`.
+   * `settings` (default none) are what every peer must agree on; the node passes its timing
+   * settings. Idempotent while open with the same settings; rejects with a `ConfigError` for
+   * invalid settings or other settings than the first call's, and with a `TransportError` after
+   * `close()`.
    */
-  start(): Promise<void>;
+  start(settings?: TransportSettings): Promise<void>;
   /**
    * Best effort: loss, duplication and reordering must be safe for the caller. Never throws for
    * an unreachable or unknown peer; before `start()` and after `close()` it drops silently.
@@ -46,6 +61,8 @@ export interface Transport {
   onMessage(handler: (from: NodeId, frame: string) => void): () => void;
   /** Like `onMessage`, for peer reachability changes. */
   onPeer(handler: (event: PeerEvent) => void): () => void;
+  /** Like `onMessage`, for peers refused because their settings differ from this transport's. */
+  onRefusal(handler: (refusal: SettingsRefusal) => void): () => void;
   /** Stops sending, receiving and reporting. Idempotent: every call resolves. */
   close(): Promise<void>;
   stats(): TransportStats;
@@ -55,7 +72,8 @@ export interface Transport {
  * Why a transport did not hand a frame on. Shared by all adapters so dashboards read the same:
  * - `closed`: `send` before `start()` or after `close()` (or after the node crashed);
  * - `unknown-peer`: addressed to, or arriving from, a node outside `peers`;
- * - `unreachable`: no connection to the peer at the moment of sending;
+ * - `unreachable`: no connection to the peer at the moment of sending (a peer refused for its
+ *   settings never has one);
  * - `oversized`: above the adapter's frame size limit;
  * - `backpressure`: the connection's send buffer is over its limit;
  * - `rate-limited`: the peer sent faster than its allowed rate;
@@ -79,32 +97,34 @@ export interface TransportStats {
   /** Frames that arrived and were given to the message handlers. */
   readonly delivered: number;
   /** Frames not handed on, by reason; every reason is present, zero when it never happened. */
-  readonly dropped: Readonly<Record<TransportDropReason, number>>;
-  /** Handler calls (message or peer) that threw. */
+  readonly dropped: Tally<TransportDropReason>;
+  /** Handler calls (message, peer or refusal) that threw. */
   readonly handlerErrors: number;
+  /**
+   * Peers refused because a setting differs, by the first setting that differs (present once it
+   * happened). The WebSocket adapter counts each refused handshake; the memory adapter, each
+   * pair of started transports.
+   */
+  readonly refusedSettings: Readonly<Record<string, number>>;
 }
 
-/** Mutable counters behind `Transport.stats()`; `snapshot()` returns a frozen copy. */
-export class TransportCounters {
-  sent = 0;
-  delivered = 0;
-  handlerErrors = 0;
-  readonly #dropped: Record<TransportDropReason, number> = Object.fromEntries(
-    TRANSPORT_DROP_REASONS.map((reason) => [reason, 0]),
-  ) as Record<TransportDropReason, number>;
+/** Mutable counters behind `Transport.stats()` (`snapshot` in lib/counters.ts copies them). */
+export type TransportCounters = Counters<TransportStats>;
 
-  drop(reason: TransportDropReason): void {
-    this.#dropped[reason] += 1;
-  }
+export function transportCounters(): TransportCounters {
+  return {
+    sent: 0,
+    delivered: 0,
+    dropped: tally(TRANSPORT_DROP_REASONS),
+    handlerErrors: 0,
+    refusedSettings: {},
+  };
+}
 
-  snapshot(): TransportStats {
-    return Object.freeze({
-      sent: this.sent,
-      delivered: this.delivered,
-      dropped: Object.freeze({ ...this.#dropped }),
-      handlerErrors: this.handlerErrors,
-    });
-  }
+/** Counts a peer refused for its settings, under the setting named. */
+export function countRefusal(counters: TransportCounters, refusal: SettingsMismatch): void {
+  const { setting } = refusal;
+  counters.refusedSettings[setting] = (counters.refusedSettings[setting] ?? 0) + 1;
 }
 
 /**

@@ -1,15 +1,26 @@
-import { systemScheduler, type Scheduler } from '../../lib/clock.js';
+import { MAX_TIMER_MS, systemScheduler, type Scheduler } from '../../lib/clock.js';
 import { isValidId, MAX_ID_LENGTH } from '../../lib/codec/messages.js';
+import { snapshot } from '../../lib/counters.js';
 import { ConfigError, TransportError } from '../../lib/errors.js';
 import { createRng, randomInt, type Rng } from '../../lib/random.js';
 import {
+  checkSettings,
+  NO_SETTINGS,
+  settingsMismatch,
+  type TransportSettings,
+} from '../../lib/settings.js';
+import {
+  countRefusal,
   Handlers,
-  TransportCounters,
+  transportCounters,
   type PeerEvent,
+  type SettingsRefusal,
   type Transport,
+  type TransportCounters,
   type TransportStats,
 } from '../../lib/transport.js';
 import type { NodeId } from '../../lib/types.js';
+import { rejectUnknownKeys } from '../../lib/validate.js';
 
 /**
  * An in-process network for tests and the simulator-backed test cluster, with faults injected
@@ -30,6 +41,10 @@ import type { NodeId } from '../../lib/types.js';
  *   node's own timers is the test clock's business.
  * - Partitions, cuts and isolation are per node id and outlive a crash and restart: they model
  *   the network around a host, not one process.
+ * - Two open transports whose settings (given to `start`) differ are never connected, as the
+ *   WebSocket adapter's handshake refuses them: neither reports the other up, frames between
+ *   them are dropped as `unreachable` when sent, and when the second of the pair starts each
+ *   side reports the refusal once (`onRefusal`) and counts it.
  */
 
 export interface MemoryNetworkOptions {
@@ -52,9 +67,6 @@ const OPTION_KEYS: readonly (keyof MemoryNetworkOptions)[] = [
   'lossRate',
   'duplicateRate',
 ];
-
-/** Longest delay a timer can take (Node clamps longer ones to 1 ms). */
-const MAX_DELAY_MS = 2_147_483_647;
 
 export interface MemoryNetworkStats {
   /** Frames that entered the network (a duplicate counts once). */
@@ -80,8 +92,11 @@ interface Endpoint {
   readonly id: NodeId;
   readonly peers: ReadonlySet<NodeId>;
   state: EndpointState;
+  /** What the transport was started with: peers must have the same. */
+  settings: TransportSettings;
   readonly messages: Handlers<[from: NodeId, frame: string]>;
   readonly peerEvents: Handlers<[event: PeerEvent]>;
+  readonly refusals: Handlers<[refusal: SettingsRefusal]>;
   readonly counters: TransportCounters;
   /** The reachability last reported to this endpoint, per peer (absent: down). */
   readonly announced: Map<NodeId, boolean>;
@@ -89,7 +104,8 @@ interface Endpoint {
 
 type Arrival =
   | { readonly kind: 'message'; readonly from: NodeId; readonly frame: string }
-  | { readonly kind: 'peer'; readonly event: PeerEvent };
+  | { readonly kind: 'peer'; readonly event: PeerEvent }
+  | { readonly kind: 'refusal'; readonly refusal: SettingsRefusal };
 
 interface Held {
   readonly target: Endpoint;
@@ -105,7 +121,7 @@ interface Inbox {
 
 /** What a transport asks of its network. */
 interface NetworkPort {
-  start(endpoint: Endpoint): void;
+  start(endpoint: Endpoint, settings: TransportSettings): void;
   send(endpoint: Endpoint, to: NodeId, frame: string): void;
   close(endpoint: Endpoint): void;
 }
@@ -132,8 +148,8 @@ export class MemoryNetwork {
   readonly #stats = { sent: 0, delivered: 0, lost: 0, duplicated: 0, blocked: 0, undeliverable: 0 };
 
   readonly #port: NetworkPort = {
-    start: (endpoint) => {
-      this.#start(endpoint);
+    start: (endpoint, settings) => {
+      this.#start(endpoint, settings);
     },
     send: (endpoint, to, frame) => {
       this.#send(endpoint, to, frame);
@@ -147,13 +163,7 @@ export class MemoryNetwork {
     if (typeof options !== 'object' || (options as unknown) === null) {
       throw new ConfigError('MemoryNetwork options must be an object');
     }
-    for (const key of Object.keys(options)) {
-      if (!(OPTION_KEYS as readonly string[]).includes(key)) {
-        throw new ConfigError(
-          `unknown MemoryNetwork option "${key}" (allowed: ${OPTION_KEYS.join(', ')})`,
-        );
-      }
-    }
+    rejectUnknownKeys('MemoryNetwork option', options as Record<string, unknown>, OPTION_KEYS);
     const { scheduler = systemScheduler, seed = 1 } = options;
     if (
       typeof scheduler !== 'object' ||
@@ -195,9 +205,11 @@ export class MemoryNetwork {
       id,
       peers: others,
       state: 'new',
+      settings: NO_SETTINGS,
       messages: new Handlers(),
       peerEvents: new Handlers(),
-      counters: new TransportCounters(),
+      refusals: new Handlers(),
+      counters: transportCounters(),
       announced: new Map(),
     };
     this.#live.set(id, endpoint);
@@ -301,6 +313,7 @@ export class MemoryNetwork {
       endpoint.state = 'crashed';
       endpoint.messages.clear();
       endpoint.peerEvents.clear();
+      endpoint.refusals.clear();
       this.#live.delete(id);
     }
     const inbox = this.#inboxes.get(id);
@@ -319,6 +332,25 @@ export class MemoryNetwork {
     this.#crashed.delete(id);
   }
 
+  /**
+   * A frame arrives for `to` now, as if its peer `from` had sent it: a test's stand-in for a peer
+   * that says anything (hostile input, fuzzing) and needs no transport of its own. It skips the
+   * sender's side (loss, duplication, delay) but not the receiver's: links, a pause
+   * and a closed or crashed receiver apply as to any arrival, and the receiving transport checks
+   * and counts it as any other frame. Unless held by a pause, the handlers run inside this call.
+   */
+  inject(from: NodeId, to: NodeId, frame: string): void {
+    checkId('from', from);
+    checkId('to', to);
+    if (typeof frame !== 'string') throw new ConfigError('frame must be a string');
+    const target = this.#live.get(to);
+    if (target === undefined) {
+      this.#stats.undeliverable += 1;
+      return;
+    }
+    this.#arrive(target, { kind: 'message', from, frame });
+  }
+
   stats(): MemoryNetworkStats {
     let held = 0;
     for (const inbox of this.#inboxes.values()) held += inbox.held.length;
@@ -327,13 +359,20 @@ export class MemoryNetwork {
 
   // --- Transport operations -----------------------------------------------------------------
 
-  #start(endpoint: Endpoint): void {
+  #start(endpoint: Endpoint, settings: TransportSettings): void {
     switch (endpoint.state) {
       case 'new':
+        endpoint.settings = settings;
         endpoint.state = 'open';
+        this.#refuseDisagreeing(endpoint);
         this.#refreshPeers();
         return;
       case 'open':
+        if (settingsMismatch(endpoint.settings, settings) !== null) {
+          throw new ConfigError(
+            `the transport of "${endpoint.id}" was started with other settings`,
+          );
+        }
         return;
       case 'closed':
       case 'crashed':
@@ -349,17 +388,17 @@ export class MemoryNetwork {
 
   #send(endpoint: Endpoint, to: NodeId, frame: string): void {
     if (endpoint.state !== 'open') {
-      endpoint.counters.drop('closed');
+      endpoint.counters.dropped.closed += 1;
       return;
     }
     if (!endpoint.peers.has(to)) {
-      endpoint.counters.drop('unknown-peer');
+      endpoint.counters.dropped['unknown-peer'] += 1;
       return;
     }
     const target = this.#live.get(to);
-    if (target?.state !== 'open') {
+    if (target?.state !== 'open' || !agree(endpoint, target)) {
       // As a real adapter with no open connection to the peer would.
-      endpoint.counters.drop('unreachable');
+      endpoint.counters.dropped.unreachable += 1;
       return;
     }
     endpoint.counters.sent += 1;
@@ -389,6 +428,7 @@ export class MemoryNetwork {
     endpoint.state = 'closed';
     endpoint.messages.clear();
     endpoint.peerEvents.clear();
+    endpoint.refusals.clear();
     if (this.#live.get(endpoint.id) === endpoint) this.#live.delete(endpoint.id);
     this.#refreshPeers();
   }
@@ -419,9 +459,9 @@ export class MemoryNetwork {
       case 'message':
         this.#stats.delivered += 1;
         if (!target.peers.has(arrival.from)) {
-          target.counters.drop('unknown-peer');
+          target.counters.dropped['unknown-peer'] += 1;
         } else if (target.messages.size === 0) {
-          target.counters.drop('no-handler');
+          target.counters.dropped['no-handler'] += 1;
         } else {
           target.counters.delivered += 1;
           target.counters.handlerErrors += target.messages.emit(arrival.from, arrival.frame);
@@ -429,6 +469,10 @@ export class MemoryNetwork {
         return;
       case 'peer':
         target.counters.handlerErrors += target.peerEvents.emit(arrival.event);
+        return;
+      case 'refusal':
+        countRefusal(target.counters, arrival.refusal);
+        target.counters.handlerErrors += target.refusals.emit(arrival.refusal);
         return;
       default: {
         const unreachable: never = arrival;
@@ -483,10 +527,39 @@ export class MemoryNetwork {
     return (this.#groups.get(from) ?? -1) === (this.#groups.get(to) ?? -1);
   }
 
-  #reachable(from: NodeId, to: NodeId): boolean {
+  #reachable(from: Endpoint, to: NodeId): boolean {
+    const target = this.#live.get(to);
     return (
-      this.#live.get(to)?.state === 'open' && this.#linkOpen(from, to) && this.#linkOpen(to, from)
+      target?.state === 'open' &&
+      agree(from, target) &&
+      this.#linkOpen(from.id, to) &&
+      this.#linkOpen(to, from.id)
     );
+  }
+
+  /**
+   * Reports to both sides each open peer of a transport that just started whose settings differ
+   * from its own, through the scheduler (as peer events). Links play no part: a refused pair
+   * stays refused across partitions and heals.
+   */
+  #refuseDisagreeing(endpoint: Endpoint): void {
+    for (const other of this.#live.values()) {
+      if (other === endpoint || other.state !== 'open') continue;
+      const mismatch = settingsMismatch(endpoint.settings, other.settings);
+      if (mismatch === null) continue;
+      const reports: [Endpoint, SettingsRefusal][] = [];
+      if (endpoint.peers.has(other.id)) reports.push([endpoint, { peer: other.id, ...mismatch }]);
+      if (other.peers.has(endpoint.id)) {
+        const theirs = { setting: mismatch.setting, ours: mismatch.theirs, theirs: mismatch.ours };
+        reports.push([other, { peer: endpoint.id, ...theirs }]);
+      }
+      for (const [target, refusal] of reports) {
+        const arrival: Arrival = { kind: 'refusal', refusal: Object.freeze(refusal) };
+        this.#scheduler.setTimeout(() => {
+          this.#arrive(target, arrival);
+        }, 0);
+      }
+    }
   }
 
   /**
@@ -497,7 +570,7 @@ export class MemoryNetwork {
     for (const endpoint of this.#live.values()) {
       if (endpoint.state !== 'open') continue;
       for (const peer of endpoint.peers) {
-        const up = this.#reachable(endpoint.id, peer);
+        const up = this.#reachable(endpoint, peer);
         if ((endpoint.announced.get(peer) ?? false) === up) continue;
         endpoint.announced.set(peer, up);
         const arrival: Arrival = { kind: 'peer', event: Object.freeze({ peer, up }) };
@@ -528,9 +601,9 @@ class MemoryTransport implements Transport {
     this.#network = network;
   }
 
-  start(): Promise<void> {
+  start(settings?: TransportSettings): Promise<void> {
     try {
-      this.#network.start(this.#endpoint);
+      this.#network.start(this.#endpoint, checkSettings(settings));
       return Promise.resolve();
     } catch (error) {
       return Promise.reject(
@@ -551,13 +624,17 @@ class MemoryTransport implements Transport {
     return this.#subscribe(this.#endpoint.peerEvents, handler);
   }
 
+  onRefusal(handler: (refusal: SettingsRefusal) => void): () => void {
+    return this.#subscribe(this.#endpoint.refusals, handler);
+  }
+
   close(): Promise<void> {
     this.#network.close(this.#endpoint);
     return Promise.resolve();
   }
 
   stats(): TransportStats {
-    return this.#endpoint.counters.snapshot();
+    return snapshot(this.#endpoint.counters);
   }
 
   #subscribe<A extends readonly unknown[]>(
@@ -570,6 +647,11 @@ class MemoryTransport implements Transport {
     }
     return handlers.add(handler);
   }
+}
+
+/** Whether two transports may be connected: the same settings. */
+function agree(a: Endpoint, b: Endpoint): boolean {
+  return a.settings === b.settings || settingsMismatch(a.settings, b.settings) === null;
 }
 
 function checkId(option: string, id: unknown): asserts id is NodeId {
@@ -590,12 +672,12 @@ function checkDelay(delay: unknown): readonly [number, number] {
     Array.isArray(delay) &&
     delay.length === 2 &&
     delay.every(
-      (ms) => Number.isSafeInteger(ms) && (ms as number) >= 0 && (ms as number) <= MAX_DELAY_MS,
+      (ms) => Number.isSafeInteger(ms) && (ms as number) >= 0 && (ms as number) <= MAX_TIMER_MS,
     ) &&
     (delay[0] as number) <= (delay[1] as number);
   if (!valid) {
     throw new ConfigError(
-      `delayMs must be [min, max] whole milliseconds with 0 <= min <= max <= ${MAX_DELAY_MS}`,
+      `delayMs must be [min, max] whole milliseconds with 0 <= min <= max <= ${MAX_TIMER_MS}`,
     );
   }
   return Object.freeze([delay[0] as number, delay[1] as number] as const);

@@ -1,7 +1,14 @@
 import type { IncomingMessage } from 'node:http';
 import { WebSocket } from 'ws';
+import type { TransportSettings } from '../../lib/settings.js';
 import type { NodeId } from '../../lib/types.js';
-import { dialHeaders, newNonce, verifyListener } from './handshake.js';
+import {
+  dialHeaders,
+  newNonce,
+  SETTINGS_STATUS,
+  verifyListener,
+  verifySettingsRefusal,
+} from './handshake.js';
 import type { ResolvedWebSocketOptions } from './options.js';
 
 /** What a dial needs to know. */
@@ -17,6 +24,8 @@ export interface DialSpec {
   readonly tls: ResolvedWebSocketOptions['tls'];
   /** Wall-clock ms since the epoch, for the handshake timestamp. */
   readonly nowMs: number;
+  /** The canonical text of this transport's settings. */
+  readonly settings: string;
 }
 
 /** How the handshake of a dial ended, before the socket opens. */
@@ -27,6 +36,8 @@ export interface DialCallbacks {
   badProof(): void;
   /** The listener answered with an HTTP error (409: the other connection of the pair won). */
   refused(status: number): void;
+  /** The listener refused this dial for settings that differ, and proved it: here are its own. */
+  settingsRefused(theirs: TransportSettings): void;
 }
 
 /** Limits shared by both ends of every connection. */
@@ -65,9 +76,17 @@ export function dial(spec: DialSpec, callbacks: DialCallbacks): { ws: WebSocket;
       instance: spec.instance,
       nonce,
       timeMs: spec.nowMs,
+      settings: spec.settings,
     },
     spec.secret,
   );
+  const answering = {
+    version: spec.version,
+    cluster: spec.cluster,
+    listener: spec.peer,
+    dialler: spec.self,
+    diallerNonce: nonce,
+  };
   const tls =
     spec.tls === null
       ? {}
@@ -84,17 +103,7 @@ export function dial(spec: DialSpec, callbacks: DialCallbacks): { ws: WebSocket;
     rejectUnauthorized: true,
   });
   ws.on('upgrade', (res: IncomingMessage) => {
-    const instance = verifyListener(
-      res.headers,
-      {
-        version: spec.version,
-        cluster: spec.cluster,
-        listener: spec.peer,
-        dialler: spec.self,
-        diallerNonce: nonce,
-      },
-      spec.secret,
-    );
+    const instance = verifyListener(res.headers, answering, spec.secret);
     if (instance === null) {
       callbacks.badProof();
       ws.terminate();
@@ -103,7 +112,13 @@ export function dial(spec: DialSpec, callbacks: DialCallbacks): { ws: WebSocket;
     callbacks.authenticated(instance);
   });
   ws.on('unexpected-response', (_req, res: IncomingMessage) => {
-    callbacks.refused(res.statusCode ?? 0);
+    const status = res.statusCode ?? 0;
+    const theirs =
+      status === SETTINGS_STATUS
+        ? verifySettingsRefusal(res.headers, answering, spec.secret)
+        : null;
+    if (theirs === null) callbacks.refused(status);
+    else callbacks.settingsRefused(theirs);
     res.resume();
     ws.terminate();
   });

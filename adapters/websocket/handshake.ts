@@ -1,6 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { isValidId } from '../../lib/codec/messages.js';
+import { decodeSettings, type TransportSettings } from '../../lib/settings.js';
 import type { NodeId } from '../../lib/types.js';
 import type { NonceCache } from './nonce-cache.js';
 
@@ -10,7 +11,8 @@ import type { NonceCache } from './nonce-cache.js';
  *
  * Dialler → listener: cluster, protocol version, sender id, receiver id, the sender's instance
  * (random per transport, so a restarted peer is told apart from a stale connection), a fresh
- * random nonce, a wall-clock timestamp, and HMAC-SHA256 over all of them. The listener checks
+ * random nonce, a wall-clock timestamp, the settings every peer must agree on (their canonical
+ * text, lib/settings.ts), and HMAC-SHA256 over all of them. The listener checks
  * every field, the timestamp against a freshness window, the HMAC in constant time, and the
  * nonce against the recently seen ones; it answers the upgrade with its own instance and an
  * HMAC over the dialler's nonce, which the dialler checks before using the connection. A
@@ -27,6 +29,11 @@ import type { NonceCache } from './nonce-cache.js';
  * loop between the two is enough): the listener answers 425 Too Early, which it tells only to a
  * dialler that signed correctly, and the dialler redials at once with a fresh timestamp.
  *
+ * A dialler that proved it holds the secret but whose settings differ from the listener's is
+ * refused with 412 Precondition Failed, before any frame: the answer carries the listener's
+ * settings and an HMAC over them and the dialler's nonce, so the dialler learns, and can log,
+ * which setting differs and both values, and a stranger can neither learn nor forge them.
+ *
  * The handshake authenticates the peer at connection time; it does not sign each frame. On a
  * network where someone could tamper with a TCP stream, use `wss://` (the `tls` option).
  */
@@ -40,9 +47,19 @@ export const HANDSHAKE_HEADERS = Object.freeze({
   nonce: 'x-synod-nonce',
   time: 'x-synod-time',
   signature: 'x-synod-signature',
-  /** Listener → dialler: the HMAC over the dialler's nonce. */
+  /**
+   * Both ways: the canonical text of the sender's settings (absent: none); the listener's only
+   * in a 412.
+   */
+  settings: 'x-synod-settings',
+  /** Listener → dialler: the HMAC over the dialler's nonce (and, in a 412, its settings). */
   proof: 'x-synod-proof',
+  /** Listener → dialler, in a 412: the name of the first setting that differs. */
+  refused: 'x-synod-refused-setting',
 });
+
+/** The HTTP status of a refusal for settings that differ: 412 Precondition Failed. */
+export const SETTINGS_STATUS = 412;
 
 /** A handshake is fresh while its timestamp is within this much of the listener's clock. */
 export const HANDSHAKE_WINDOW_MS = 60_000;
@@ -67,7 +84,8 @@ export const NONCE_CACHE_CAPACITY = 10_000;
  * - `tls`: a TLS handshake that failed (for instance a client certificate not from `ca`);
  * - `bad-proof`: as dialler, the listener's answer did not prove it holds the secret;
  * - `refused`: as dialler, the listener answered the upgrade with an HTTP error (not counted:
- *   409, the other connection of the pair won, and 425, the listener had just started).
+ *   409, the other connection of the pair won; 425, the listener had just started; and a 412
+ *   that proves the listener's settings differ, counted in `refusedSettings` instead).
  */
 export const HANDSHAKE_REJECTIONS = [
   'malformed',
@@ -117,6 +135,8 @@ export interface DialClaims {
   readonly nonce: string;
   /** Wall-clock milliseconds since the epoch. */
   readonly timeMs: number;
+  /** The canonical text of the dialler's settings (lib/settings.ts). */
+  readonly settings: string;
 }
 
 const HEX16 = /^[0-9a-f]{16}$/;
@@ -144,6 +164,8 @@ export function dialHeaders(claims: DialClaims, secret: Buffer): Record<string, 
     [HANDSHAKE_HEADERS.instance]: claims.instance,
     [HANDSHAKE_HEADERS.nonce]: claims.nonce,
     [HANDSHAKE_HEADERS.time]: String(claims.timeMs),
+    // No settings, no header: an empty value may not survive every proxy.
+    ...(claims.settings === '' ? {} : { [HANDSHAKE_HEADERS.settings]: claims.settings }),
     [HANDSHAKE_HEADERS.signature]: sign(secret, dialMessage(claims)),
   };
 }
@@ -163,7 +185,12 @@ export interface ListenerExpectations {
 }
 
 export type VerifyResult =
-  | { readonly ok: true; readonly claims: DialClaims }
+  | {
+      readonly ok: true;
+      readonly claims: DialClaims;
+      /** The dialler's settings, decoded: the transport compares them with its own. */
+      readonly settings: TransportSettings;
+    }
   | {
       readonly ok: false;
       readonly reason: Exclude<HandshakeRejection, 'timeout' | 'tls' | 'bad-proof' | 'refused'>;
@@ -194,6 +221,8 @@ export function verifyDial(
   const nonce = raw(HANDSHAKE_HEADERS.nonce);
   const timeText = raw(HANDSHAKE_HEADERS.time);
   const signature = raw(HANDSHAKE_HEADERS.signature);
+  const settingsText = raw(HANDSHAKE_HEADERS.settings) ?? '';
+  const settings = decodeSettings(settingsText);
   const fail = (reason: Exclude<VerifyResult, { ok: true }>['reason']): VerifyResult => ({
     ok: false,
     reason,
@@ -213,7 +242,8 @@ export function verifyDial(
     timeText === null ||
     !DECIMAL.test(timeText) ||
     signature === null ||
-    !HEX64.test(signature)
+    !HEX64.test(signature) ||
+    settings === null
   ) {
     return fail('malformed');
   }
@@ -231,6 +261,7 @@ export function verifyDial(
     instance,
     nonce,
     timeMs,
+    settings: settingsText,
   };
   if (!signatureMatches(expect.secret, dialMessage(claims), signature)) {
     return fail('bad-signature');
@@ -238,7 +269,7 @@ export function verifyDial(
   if (timeMs < expect.notBeforeMs) return fail('before-start');
   switch (expect.nonces.add(nonce, timeMs + HANDSHAKE_WINDOW_MS, expect.nowMs)) {
     case 'ok':
-      return { ok: true, claims };
+      return { ok: true, claims, settings };
     case 'replayed':
       return fail('replayed-nonce');
     case 'full':
@@ -277,6 +308,39 @@ export function verifyListener(
   return signatureMatches(secret, message, proof) ? instance : null;
 }
 
+/**
+ * The headers of a 412 answer to a dialler whose settings differ: the listener's settings, the
+ * first setting that differs, and the proof that binds the settings to the dialler's nonce.
+ */
+export function settingsRefusalHeaders(
+  proof: Omit<ListenerProof, 'listenerInstance'>,
+  settings: string,
+  setting: string,
+  secret: Buffer,
+): string[] {
+  return [
+    `${HANDSHAKE_HEADERS.settings}: ${settings}`,
+    `${HANDSHAKE_HEADERS.refused}: ${encodeURIComponent(setting)}`,
+    `${HANDSHAKE_HEADERS.proof}: ${sign(secret, settingsMessage(proof, settings))}`,
+  ];
+}
+
+/**
+ * Checks a 412 answer, as the dialler: the listener's settings, or null if the answer does not
+ * carry them with a proof that the listener holds the secret and answered this very dial.
+ */
+export function verifySettingsRefusal(
+  headers: IncomingHttpHeaders,
+  expect: Omit<ListenerProof, 'listenerInstance'>,
+  secret: Buffer,
+): TransportSettings | null {
+  const text = headers[HANDSHAKE_HEADERS.settings];
+  const proof = headers[HANDSHAKE_HEADERS.proof];
+  if (typeof text !== 'string' || typeof proof !== 'string' || !HEX64.test(proof)) return null;
+  if (!signatureMatches(secret, settingsMessage(expect, text), proof)) return null;
+  return decodeSettings(text);
+}
+
 // Each message starts with its own label, so a dial signature can never pass as a proof.
 function dialMessage(c: DialClaims): string {
   return JSON.stringify([
@@ -288,6 +352,7 @@ function dialMessage(c: DialClaims): string {
     c.instance,
     c.nonce,
     c.timeMs,
+    c.settings,
   ]);
 }
 
@@ -300,6 +365,18 @@ function proofMessage(p: ListenerProof): string {
     p.dialler,
     p.listenerInstance,
     p.diallerNonce,
+  ]);
+}
+
+function settingsMessage(p: Omit<ListenerProof, 'listenerInstance'>, settings: string): string {
+  return JSON.stringify([
+    'synod-settings-differ',
+    p.version,
+    p.cluster,
+    p.listener,
+    p.dialler,
+    p.diallerNonce,
+    settings,
   ]);
 }
 

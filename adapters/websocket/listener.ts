@@ -166,9 +166,14 @@ export class Listener {
 
   /**
    * Answers an upgrade with an HTTP error and destroys the socket. The status is all the
-   * dialler learns; the precise reason goes to this node's log and stats.
+   * dialler learns; the precise reason goes to this node's log and stats. Only an authenticated
+   * dialler is told more (`headers`, `body`: the settings that differ).
    */
-  refuse(socket: Duplex, status: number): void {
+  refuse(
+    socket: Duplex,
+    status: number,
+    answer: { readonly headers: readonly string[]; readonly body: string } | null = null,
+  ): void {
     this.upgraded(socket);
     socket.on('error', ignore);
     if (!socket.writable) {
@@ -183,7 +188,14 @@ export class Listener {
       this.#scheduler.clearTimeout(timer);
     });
     socket.once('finish', () => socket.destroy());
-    socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    const body = answer?.body ?? '';
+    const head = [
+      `HTTP/1.1 ${status} ${text}`,
+      'Connection: close',
+      ...(answer === null ? [] : ['Content-Type: text/plain; charset=utf-8', ...answer.headers]),
+      `Content-Length: ${Buffer.byteLength(body)}`,
+    ];
+    socket.end(`${head.join('\r\n')}\r\n\r\n${body}`);
   }
 
   /** Stops accepting; ends every connection an owned server still has. */

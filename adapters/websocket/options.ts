@@ -1,13 +1,20 @@
 import { Server as NetServer } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
-import type { Clock, Scheduler } from '../../lib/clock.js';
+import { MAX_TIMER_MS, type Clock, type Scheduler } from '../../lib/clock.js';
 import { DEFAULT_MAX_FRAME_BYTES, isValidId, MAX_ID_LENGTH } from '../../lib/codec/messages.js';
 import { ConfigError } from '../../lib/errors.js';
-import type { LoggerLike } from '../../lib/options.js';
+import type { LoggerLike } from '../../lib/logger.js';
 import type { Rng } from '../../lib/random.js';
 import type { NodeId } from '../../lib/types.js';
-import { hasMethods, isObject } from '../../lib/validate.js';
+import {
+  isObject,
+  readClock,
+  readLogger,
+  readRng,
+  readScheduler,
+  rejectUnknownKeys,
+} from '../../lib/validate.js';
 
 /**
  * Options of `WebSocketTransport`, validated once at construction. Every problem is a
@@ -123,8 +130,6 @@ export const MIN_SECRET_BYTES = 16;
 /** Bounds on `maxPayload`: room for the largest frame the codec makes, and a sane ceiling. */
 export const MIN_MAX_PAYLOAD = 1024;
 export const MAX_MAX_PAYLOAD = 64 * 1024 * 1024;
-/** The longest delay a timer can take (Node clamps longer ones to 1 ms). */
-const MAX_TIMER_MS = 2_147_483_647;
 
 /** The limits and timings an application may tune (also through `createNode`). */
 export const TUNING_KEYS = [
@@ -151,8 +156,6 @@ const OPTION_KEYS: readonly (keyof WebSocketTransportOptions)[] = [
   'rng',
   'logger',
 ];
-
-const LOGGER_METHODS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
 
 export function validateWebSocketOptions(options: unknown): ResolvedWebSocketOptions {
   if (!isObject(options)) {
@@ -220,24 +223,10 @@ export function validateWebSocketOptions(options: unknown): ResolvedWebSocketOpt
   const burst = readNumber('burst', get('burst'), Math.max(1, 2 * ratePerSec));
   if (burst < 1) throw new ConfigError('burst must be at least 1 frame');
 
-  const scheduler = get('scheduler');
-  if (scheduler !== undefined && !hasMethods(scheduler, ['setTimeout', 'clearTimeout'])) {
-    throw new ConfigError('scheduler must be an object with setTimeout and clearTimeout methods');
-  }
-  const clock = get('clock');
-  if (clock !== undefined && !hasMethods(clock, ['now'])) {
-    throw new ConfigError('clock must be an object with a now() method returning milliseconds');
-  }
-  const rng = get('rng');
-  if (rng !== undefined && !hasMethods(rng, ['next'])) {
-    throw new ConfigError('rng must be an object with a next() method');
-  }
-  const logger = get('logger');
-  if (logger !== undefined && !hasMethods(logger, LOGGER_METHODS)) {
-    throw new ConfigError(
-      `logger must be pino-compatible, with the methods ${LOGGER_METHODS.join(', ')}`,
-    );
-  }
+  const scheduler = readScheduler(get('scheduler'));
+  const clock = readClock(get('clock'));
+  const rng = readRng(get('rng'));
+  const logger = readLogger(get('logger'));
 
   return Object.freeze({
     self,
@@ -254,10 +243,10 @@ export function validateWebSocketOptions(options: unknown): ResolvedWebSocketOpt
     maxBufferedBytes,
     ratePerSec,
     burst,
-    scheduler: (scheduler as Scheduler | undefined) ?? null,
-    clock: (clock as Clock | undefined) ?? null,
-    rng: (rng as Rng | undefined) ?? null,
-    logger: (logger as LoggerLike | undefined) ?? null,
+    scheduler,
+    clock,
+    rng,
+    logger,
   });
 }
 
@@ -398,18 +387,6 @@ function readNumber(name: string, value: unknown, fallback: number): number {
     throw new ConfigError(`${name} must be a finite number above 0`);
   }
   return value;
-}
-
-function rejectUnknownKeys(
-  what: string,
-  value: Record<string, unknown>,
-  allowed: readonly string[],
-): void {
-  for (const key of Object.keys(value)) {
-    if (!allowed.includes(key)) {
-      throw new ConfigError(`unknown ${what} "${key}" (allowed: ${allowed.join(', ')})`);
-    }
-  }
 }
 
 function isPem(value: unknown): boolean {

@@ -1,10 +1,11 @@
-import { TransportCounters, type TransportStats } from '../../lib/transport.js';
+import { tally, type Counters, type Tally } from '../../lib/counters.js';
+import { transportCounters, type TransportStats } from '../../lib/transport.js';
 import { HANDSHAKE_REJECTIONS, type HandshakeRejection } from './handshake.js';
 
 /** `Transport.stats()` of the WebSocket adapter: the shared counters and the adapter's own. */
 export interface WebSocketTransportStats extends TransportStats {
   /** Handshakes this node refused or abandoned, by reason; every reason is present. */
-  readonly handshakeRejections: Readonly<Record<HandshakeRejection, number>>;
+  readonly handshakeRejections: Tally<HandshakeRejection>;
   /** Outbound dials started, the first one to each peer included. */
   readonly dials: number;
   /** Times a peer came back up after it had been up and gone down. */
@@ -26,34 +27,21 @@ export interface WebSocketTransportStats extends TransportStats {
   readonly nonceCacheSize: number;
 }
 
+/** Readings of the moment, not counts: `stats()` adds them to a snapshot of the counters. */
+type Live = 'connections' | 'nonceCacheSize';
+
 /** The mutable counters behind `stats()`. */
-export class WebSocketCounters extends TransportCounters {
-  dials = 0;
-  reconnects = 0;
-  peerTimeouts = 0;
-  duplicatesClosed = 0;
-  binaryFrames = 0;
-  protocolErrors = 0;
-  readonly #rejections: Record<HandshakeRejection, number> = Object.fromEntries(
-    HANDSHAKE_REJECTIONS.map((reason) => [reason, 0]),
-  ) as Record<HandshakeRejection, number>;
+export type WebSocketCounters = Counters<Omit<WebSocketTransportStats, Live>>;
 
-  reject(reason: HandshakeRejection): void {
-    this.#rejections[reason] += 1;
-  }
-
-  full(live: { connections: number; nonceCacheSize: number }): WebSocketTransportStats {
-    return Object.freeze({
-      ...this.snapshot(),
-      handshakeRejections: Object.freeze({ ...this.#rejections }),
-      dials: this.dials,
-      reconnects: this.reconnects,
-      peerTimeouts: this.peerTimeouts,
-      duplicatesClosed: this.duplicatesClosed,
-      binaryFrames: this.binaryFrames,
-      protocolErrors: this.protocolErrors,
-      connections: live.connections,
-      nonceCacheSize: live.nonceCacheSize,
-    });
-  }
+export function webSocketCounters(): WebSocketCounters {
+  return {
+    ...transportCounters(),
+    handshakeRejections: tally(HANDSHAKE_REJECTIONS),
+    dials: 0,
+    reconnects: 0,
+    peerTimeouts: 0,
+    duplicatesClosed: 0,
+    binaryFrames: 0,
+    protocolErrors: 0,
+  };
 }

@@ -3,10 +3,25 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { systemClock, systemScheduler, type Clock, type Scheduler } from '../../lib/clock.js';
 import { PROTOCOL_VERSION } from '../../lib/codec/messages.js';
-import { TransportError } from '../../lib/errors.js';
-import { errorFields, NodeLogger } from '../../lib/node/logger.js';
+import { snapshot } from '../../lib/counters.js';
+import { ConfigError, TransportError } from '../../lib/errors.js';
+import { boundLogger, errorFields, GatedLogger } from '../../lib/logger.js';
 import type { Rng } from '../../lib/random.js';
-import { Handlers, type PeerEvent, type Transport } from '../../lib/transport.js';
+import {
+  checkSettings,
+  encodeSettings,
+  NO_SETTINGS,
+  settingsMismatch,
+  type SettingsMismatch,
+  type TransportSettings,
+} from '../../lib/settings.js';
+import {
+  countRefusal,
+  Handlers,
+  type PeerEvent,
+  type SettingsRefusal,
+  type Transport,
+} from '../../lib/transport.js';
 import type { NodeId } from '../../lib/types.js';
 import { backoffDelayMs, mathRandom } from './backoff.js';
 import { dial, socketLimits } from './dial.js';
@@ -16,6 +31,8 @@ import {
   newInstance,
   NONCE_CACHE_CAPACITY,
   REJECTION_STATUS,
+  SETTINGS_STATUS,
+  settingsRefusalHeaders,
   verifyDial,
   type DialClaims,
   type HandshakeRejection,
@@ -31,7 +48,7 @@ import {
   type ResolvedWebSocketOptions,
   type WebSocketTransportOptions,
 } from './options.js';
-import { WebSocketCounters, type WebSocketTransportStats } from './stats.js';
+import { webSocketCounters, type WebSocketTransportStats } from './stats.js';
 import { newerLinkWins } from './tie-break.js';
 import { TokenBucket } from './token-bucket.js';
 
@@ -69,10 +86,11 @@ const WS_PAYLOAD_TOO_BIG = 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH';
  * pings, and reconnection with capped exponential backoff and full jitter.
  *
  * Frames are opaque text; strict decoding is the codec's job. What this adapter refuses on its
- * own: unauthenticated connections (in the HTTP upgrade, before any frame), binary frames,
- * frames above `maxPayload` (dropped at the sender; a peer that sends one anyway loses its
- * connection, which `ws` closes with 1009, and redials), frames beyond a peer's rate, and sends
- * to a connection whose send buffer is over `maxBufferedBytes`.
+ * own: unauthenticated connections (in the HTTP upgrade, before any frame), peers whose
+ * settings (given to `start`) differ from this transport's (412, in the upgrade too), binary
+ * frames, frames above `maxPayload` (dropped at the sender; a peer that sends one anyway loses
+ * its connection, which `ws` closes with 1009, and redials), frames beyond a peer's rate, and
+ * sends to a connection whose send buffer is over `maxBufferedBytes`.
  */
 export class WebSocketTransport implements Transport {
   readonly self: NodeId;
@@ -82,14 +100,15 @@ export class WebSocketTransport implements Transport {
   readonly #scheduler: Scheduler;
   readonly #clock: Clock;
   readonly #rng: Rng;
-  readonly #log: NodeLogger;
+  readonly #log: GatedLogger;
   /** This transport's instance: tells peers a restart from a stale connection. */
   readonly #instance = newInstance();
   readonly #peers = new Map<NodeId, PeerState>();
   readonly #peerIds: ReadonlySet<NodeId>;
-  readonly #counters = new WebSocketCounters();
+  readonly #counters = webSocketCounters();
   readonly #messages = new Handlers<[from: NodeId, frame: string]>();
   readonly #peerEvents = new Handlers<[event: PeerEvent]>();
+  readonly #refusals = new Handlers<[refusal: SettingsRefusal]>();
   readonly #nonces = new NonceCache(NONCE_CACHE_CAPACITY);
   /** Handshake rejections are logged at most 10 a second: strangers must not flood the log. */
   readonly #rejectionLog = new LogThrottle(10, 1000);
@@ -102,6 +121,9 @@ export class WebSocketTransport implements Transport {
   readonly #answers = new WeakMap<IncomingMessage, string[]>();
   /** Wall-clock ms when listening began: handshakes stamped earlier are refused. */
   #startedAtMs = Number.POSITIVE_INFINITY;
+  /** What every peer must agree on, from `start`, and its canonical text for the handshake. */
+  #settings: TransportSettings = NO_SETTINGS;
+  #settingsText = '';
   #state: State = 'new';
   #starting: Promise<void> | null = null;
   #closing: Promise<void> | null = null;
@@ -115,7 +137,9 @@ export class WebSocketTransport implements Transport {
     this.#scheduler = resolved.scheduler ?? systemScheduler;
     this.#clock = resolved.clock ?? systemClock;
     this.#rng = resolved.rng ?? mathRandom;
-    this.#log = new NodeLogger({ logger: resolved.logger, logLevel: null, id: resolved.self });
+    this.#log = new GatedLogger(
+      resolved.logger === null ? null : boundLogger(resolved.logger, { node: resolved.self }),
+    );
     this.#timing = {
       scheduler: this.#scheduler,
       clock: this.#clock,
@@ -164,11 +188,27 @@ export class WebSocketTransport implements Transport {
     });
   }
 
-  start(): Promise<void> {
+  start(settings?: TransportSettings): Promise<void> {
     if (this.#state === 'closed') {
       return Promise.reject(new TransportError('the transport is closed', { retriable: false }));
     }
-    this.#starting ??= this.#start();
+    let checked: TransportSettings;
+    try {
+      checked = checkSettings(settings);
+    } catch (error) {
+      return Promise.reject(
+        error instanceof Error ? error : new ConfigError('invalid settings', { cause: error }),
+      );
+    }
+    if (this.#starting !== null) {
+      if (settingsMismatch(this.#settings, checked) !== null) {
+        return Promise.reject(new ConfigError('the transport was started with other settings'));
+      }
+      return this.#starting;
+    }
+    this.#settings = checked;
+    this.#settingsText = encodeSettings(checked);
+    this.#starting = this.#start();
     return this.#starting;
   }
 
@@ -196,33 +236,33 @@ export class WebSocketTransport implements Transport {
 
   send(to: NodeId, frame: string): void {
     if (this.#state !== 'open') {
-      this.#counters.drop('closed');
+      this.#counters.dropped.closed += 1;
       return;
     }
     const peer = this.#peers.get(to);
     if (peer === undefined) {
-      this.#counters.drop('unknown-peer');
+      this.#counters.dropped['unknown-peer'] += 1;
       return;
     }
     const link = peer.current;
     if (link?.isOpen !== true || link.ws.readyState !== link.ws.OPEN) {
-      this.#counters.drop('unreachable');
+      this.#counters.dropped.unreachable += 1;
       return;
     }
     const max = this.#options.maxPayload;
     // A UTF-16 code unit takes 1 to 3 bytes: the length settles most frames without a scan.
     if (frame.length > max || (frame.length * 3 > max && Buffer.byteLength(frame, 'utf8') > max)) {
-      this.#counters.drop('oversized');
+      this.#counters.dropped.oversized += 1;
       return;
     }
     if (link.ws.bufferedAmount > this.#options.maxBufferedBytes) {
-      this.#counters.drop('backpressure');
+      this.#counters.dropped.backpressure += 1;
       return;
     }
     try {
       link.ws.send(frame);
     } catch {
-      this.#counters.drop('unreachable');
+      this.#counters.dropped.unreachable += 1;
       return;
     }
     this.#counters.sent += 1;
@@ -236,6 +276,10 @@ export class WebSocketTransport implements Transport {
     return this.#peerEvents.add(handler);
   }
 
+  onRefusal(handler: (refusal: SettingsRefusal) => void): () => void {
+    return this.#refusals.add(handler);
+  }
+
   close(): Promise<void> {
     this.#closing ??= this.#shutdown();
     return this.#closing;
@@ -244,7 +288,7 @@ export class WebSocketTransport implements Transport {
   stats(): WebSocketTransportStats {
     let connections = 0;
     for (const peer of this.#peers.values()) if (peer.current !== null) connections += 1;
-    return this.#counters.full({ connections, nonceCacheSize: this.#nonces.size });
+    return snapshot(this.#counters, { connections, nonceCacheSize: this.#nonces.size });
   }
 
   /** Where the transport's own server listens, once started; null with an application's server. */
@@ -276,6 +320,7 @@ export class WebSocketTransport implements Transport {
     this.#links.clear();
     this.#messages.clear();
     this.#peerEvents.clear();
+    this.#refusals.clear();
     if (starting !== null) await starting.catch(() => undefined);
     await this.#listener.close();
     this.#wss.close();
@@ -312,6 +357,28 @@ export class WebSocketTransport implements Transport {
     }
     const { claims } = result;
     const peer = this.#peer(claims.from);
+    const answering = {
+      version: PROTOCOL_VERSION,
+      cluster: this.#options.cluster,
+      listener: this.self,
+      dialler: claims.from,
+      diallerNonce: claims.nonce,
+    };
+    const mismatch = settingsMismatch(this.#settings, result.settings);
+    if (mismatch !== null) {
+      // Authenticated, so it may learn ours: the answer names the setting, with both values.
+      this.#refused(peer, mismatch);
+      this.#listener.refuse(socket, SETTINGS_STATUS, {
+        headers: settingsRefusalHeaders(
+          answering,
+          this.#settingsText,
+          mismatch.setting,
+          this.#options.secret,
+        ),
+        body: `settings differ: ${mismatch.setting} is ${mismatch.ours ?? '(not set)'} here, ${mismatch.theirs ?? '(not set)'} in the dial\n`,
+      });
+      return;
+    }
     const existing = peer.current ?? peer.dialing;
     if (
       existing !== null &&
@@ -326,14 +393,7 @@ export class WebSocketTransport implements Transport {
       return;
     }
     const proof = listenerProof(
-      {
-        version: PROTOCOL_VERSION,
-        cluster: this.#options.cluster,
-        listener: this.self,
-        dialler: claims.from,
-        listenerInstance: this.#instance,
-        diallerNonce: claims.nonce,
-      },
+      { ...answering, listenerInstance: this.#instance },
       this.#options.secret,
     );
     this.#answers.set(req, [
@@ -382,13 +442,14 @@ export class WebSocketTransport implements Transport {
         maxPayload: this.#options.maxPayload,
         tls: this.#options.tls,
         nowMs: Date.now(),
+        settings: this.#settingsText,
       },
       {
         authenticated: (instance) => {
           if (link !== null) link.peerInstance = instance;
         },
         badProof: () => {
-          this.#counters.reject('bad-proof');
+          this.#counters.handshakeRejections['bad-proof'] += 1;
           this.#log.warn(
             { peer: peer.id, reason: 'bad-proof' },
             'peer failed to prove it holds the secret: dropped the connection',
@@ -410,11 +471,17 @@ export class WebSocketTransport implements Transport {
             );
             return;
           }
-          this.#counters.reject('refused');
+          this.#counters.handshakeRejections.refused += 1;
           this.#log.warn(
             { peer: peer.id, status },
             'peer refused the handshake (check cluster, secret, ids and versions)',
           );
+        },
+        settingsRefused: (theirs) => {
+          // The redial follows this dial's close, after the usual backoff: the peer will refuse
+          // again until one of the two restarts with the other's settings.
+          const mismatch = settingsMismatch(this.#settings, theirs);
+          if (mismatch !== null) this.#refused(peer, mismatch);
         },
       },
     );
@@ -557,7 +624,7 @@ export class WebSocketTransport implements Transport {
     if (this.#state !== 'open') return;
     link.seen();
     if (!peer.bucket.take(this.#clock.now())) {
-      this.#counters.drop('rate-limited');
+      this.#counters.dropped['rate-limited'] += 1;
       return;
     }
     if (isBinary) {
@@ -565,7 +632,7 @@ export class WebSocketTransport implements Transport {
       return;
     }
     if (this.#messages.size === 0) {
-      this.#counters.drop('no-handler');
+      this.#counters.dropped['no-handler'] += 1;
       return;
     }
     const frame = rawDataToString(data);
@@ -576,7 +643,7 @@ export class WebSocketTransport implements Transport {
   #onError(peer: PeerState, link: Link, error: Error): void {
     const code = (error as { code?: unknown }).code;
     if (code === WS_PAYLOAD_TOO_BIG) {
-      this.#counters.drop('oversized');
+      this.#counters.dropped.oversized += 1;
       this.#log.warn(
         { peer: peer.id, maxPayload: this.#options.maxPayload },
         'peer sent a frame above maxPayload: connection closed',
@@ -621,12 +688,23 @@ export class WebSocketTransport implements Transport {
     this.#counters.handlerErrors += this.#peerEvents.emit({ peer: peer.id, up });
   }
 
+  /** A peer refused for its settings, as listener or as dialler: counted and reported. */
+  #refused(peer: PeerState, mismatch: SettingsMismatch): void {
+    countRefusal(this.#counters, mismatch);
+    if (this.#log.enabled('debug')) {
+      this.#log.debug({ peer: peer.id, ...mismatch }, 'refused a peer whose settings differ');
+    }
+    if (this.#state !== 'open') return;
+    const refusal: SettingsRefusal = Object.freeze({ peer: peer.id, ...mismatch });
+    this.#counters.handlerErrors += this.#refusals.emit(refusal);
+  }
+
   #rejected(
     reason: HandshakeRejection,
     remote: string | undefined,
     claimedFrom: string | null,
   ): void {
-    this.#counters.reject(reason);
+    this.#counters.handshakeRejections[reason] += 1;
     // A dial stamped just before this node started is expected at start-up, and its dialler
     // redials at once: worth a line, not a warning.
     const level = reason === 'before-start' ? 'info' : 'warn';

@@ -1,5 +1,6 @@
 import { parseArgs as parseNodeArgs } from 'node:util';
-import { LEASE_MS_MAX, LEASE_MS_MIN, LOG_LEVELS, type LogLevel } from '../options.js';
+import { LOG_LEVELS, type LogLevel } from '../logger.js';
+import { LEASE_MS_MAX, LEASE_MS_MIN } from '../options.js';
 
 /** Where the shared secret comes from. Never the command line: `ps` shows it to every user. */
 export type SecretSource =

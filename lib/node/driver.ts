@@ -6,10 +6,11 @@ import {
   type ProtocolMessage,
 } from '../codec/messages.js';
 import type { InvalidMessageError } from '../errors.js';
+import { errorFields } from '../logger.js';
 import type { Storage } from '../storage.js';
 import type { Transport } from '../transport.js';
 import type { NodeId, Output } from '../types.js';
-import { errorFields, type NodeLogger } from './logger.js';
+import type { NodeLogger } from './logger.js';
 import type { InvalidFrameReason, NodeCounters } from './stats.js';
 
 /** The input every pure machine takes: a message from a peer, or a timer tick. */
@@ -175,7 +176,7 @@ export class Driver<M extends ProtocolMessage, R, E> {
 
   #drop(from: NodeId, reason: InvalidFrameReason, error: InvalidMessageError | null): void {
     const { counters, log } = this.#options;
-    counters.invalid(reason);
+    counters.invalidFrames[reason] += 1;
     if (log.enabled('warn')) {
       // The codec's message quotes at most a short, escaped prefix of the input.
       log.warn({ from, reason, detail: error?.message ?? null }, 'dropped an invalid frame');

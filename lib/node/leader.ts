@@ -1,8 +1,9 @@
 import type { Scheduler } from '../clock.js';
 import { LeadershipLostError } from '../errors.js';
 import type { FollowerHandler, FollowerInfo, LeaderHandler, LeaderInfo } from '../events.js';
+import { errorFields } from '../logger.js';
 import { exactAbortController } from './exact-signal.js';
-import { errorFields, type NodeLogger } from './logger.js';
+import type { NodeLogger } from './logger.js';
 import type { NodeCounters } from './stats.js';
 
 /** Why a term's leadership ended, as its signal's reason says. */

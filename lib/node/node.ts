@@ -4,6 +4,7 @@ import type { WebSocketTransportOptions } from '../../adapters/websocket/options
 import { WebSocketTransport } from '../../adapters/websocket/transport.js';
 import { systemClock, systemScheduler, type Clock, type Scheduler } from '../clock.js';
 import { decodeFrame, type ProtocolMessage } from '../codec/messages.js';
+import { snapshot } from '../counters.js';
 import { ConfigError, InvariantError, NotStartedError } from '../errors.js';
 import type { FollowerHandler, LeaderChange, LeaderHandler, NodeEvents } from '../events.js';
 import {
@@ -13,19 +14,21 @@ import {
   type LeaseRecord,
 } from '../lease/machine.js';
 import type { LeaseMessage } from '../lease/messages.js';
+import { errorFields } from '../logger.js';
 import {
+  AGREED_SETTINGS,
+  agreedSettings,
   validateOptions,
-  type LoggerLike,
   type NodeOptions,
   type ResolvedOptions,
 } from '../options.js';
-import { createRng, randomIncarnation } from '../random.js';
-import type { Transport } from '../transport.js';
+import { createRng } from '../random.js';
+import type { SettingsRefusal, Transport } from '../transport.js';
 import { ownerEquals, type NodeId } from '../types.js';
 import { Driver } from './driver.js';
 import { LeaderRole } from './leader.js';
-import { errorFields, NodeLogger } from './logger.js';
-import { NodeCounters, type NodeStats } from './stats.js';
+import { NodeLogger } from './logger.js';
+import { nodeCounters, type NodeStats } from './stats.js';
 import { warmUpHandoff } from './warm-up.js';
 
 /**
@@ -61,7 +64,7 @@ export class SynodNode extends EventEmitter<NodeEvents> {
   readonly #clock: Clock;
   readonly #scheduler: Scheduler;
   readonly #log: NodeLogger;
-  readonly #counters = new NodeCounters();
+  readonly #counters = nodeCounters();
   readonly #role: LeaderRole;
   /** The application's transport, or the WebSocket transport built from a map of peer URLs. */
   readonly #transport: Transport;
@@ -191,7 +194,7 @@ export class SynodNode extends EventEmitter<NodeEvents> {
   }
 
   stats(): NodeStats {
-    return this.#counters.snapshot(this.#transport.stats());
+    return snapshot(this.#counters, { transport: this.#transport.stats() });
   }
 
   /** See `HALT`. */
@@ -209,9 +212,10 @@ export class SynodNode extends EventEmitter<NodeEvents> {
       const restored = options.storage === null ? null : await options.storage.load();
       if (!this.#is('starting')) return;
       const rng = options.rng ?? createRng(randomBytes(4).readUInt32LE(0));
-      // A fresh 64-bit incarnation per start: a restarted node never reuses a ballot.
-      const incarnation =
-        options.rng === null ? randomBytes(8).toString('hex') : randomIncarnation(rng);
+      // A fresh 64-bit incarnation per start, from the operating system even when a test gives
+      // its own rng: a restarted node never reuses a ballot, and two nodes (or two lives of
+      // one) built with the same seeded rng still differ.
+      const incarnation = randomBytes(8).toString('hex');
       const machine = new LeaseMachine(
         {
           id: options.id,
@@ -252,7 +256,11 @@ export class SynodNode extends EventEmitter<NodeEvents> {
       this.#driver = driver;
       // Subscribed before the transport starts, so no early frame is missed.
       driver.listen();
-      await this.#transport.start();
+      this.#transport.onRefusal((refusal) => {
+        this.#refused(refusal);
+      });
+      // Peers whose timing settings differ from this node's are refused before any frame.
+      await this.#transport.start(agreedSettings(options));
       if (!this.#is('starting')) return;
       this.#state = 'running';
       driver.begin();
@@ -389,6 +397,19 @@ export class SynodNode extends EventEmitter<NodeEvents> {
     if (machine !== null) machine.stop(this.#clock.now(), false);
   }
 
+  /**
+   * A peer refused because one of the settings every node must agree on differs: the two can
+   * never work together (each one's restart silence and lease arithmetic use its own values),
+   * so it is an error, on both sides, until one of them restarts with the other's settings.
+   */
+  #refused(refusal: SettingsRefusal): void {
+    this.#log.error(
+      { peer: refusal.peer, setting: refusal.setting, ours: refusal.ours, theirs: refusal.theirs },
+      `refused a peer whose ${refusal.setting} differs: every node must use the same ` +
+        AGREED_SETTINGS.join(', '),
+    );
+  }
+
   #fail(error: unknown): void {
     if (this.#state === 'stopped' || this.#state === 'failed') return;
     this.#state = 'failed';
@@ -459,7 +480,7 @@ export class SynodNode extends EventEmitter<NodeEvents> {
           );
           break;
         case 'refused':
-          this.#counters.invalid('round-limit');
+          this.#counters.invalidFrames['round-limit'] += 1;
           this.#log.warn(
             { peer: event.from, reason: event.reason },
             'refused a message naming a round above the round limit',
@@ -516,38 +537,10 @@ function webSocketTransport(
   log: NodeLogger,
 ): WebSocketTransport {
   if (options === null) throw new InvariantError('a node needs a transport or peer URLs');
-  return new WebSocketTransport({ ...options, logger: loggerOf(log) });
+  // The node's logger is itself a LoggerLike: the transport's lines carry the node's bindings,
+  // and disabled levels cost the transport nothing.
+  return new WebSocketTransport({ ...options, logger: log });
 }
-
-/**
- * The node's logger as a `LoggerLike`, for the WebSocket transport the node builds: its lines
- * carry the node's bindings, and disabled levels cost the transport nothing.
- */
-function loggerOf(log: NodeLogger): LoggerLike {
-  return {
-    fatal: (fields, message) => {
-      log.fatal(fields, message);
-    },
-    error: (fields, message) => {
-      log.error(fields, message);
-    },
-    warn: (fields, message) => {
-      log.warn(fields, message);
-    },
-    info: (fields, message) => {
-      log.info(fields, message);
-    },
-    debug: (fields, message) => {
-      log.debug(fields, message);
-    },
-    trace: (fields, message) => {
-      log.trace(fields, message);
-    },
-    isLevelEnabled: (level) => level !== 'silent' && log.enabled(level as LogLevelName),
-  };
-}
-
-type LogLevelName = Parameters<NodeLogger['enabled']>[0];
 
 /**
  * Creates a node; call `start()` to join the cluster. Options are validated here. With `peers`

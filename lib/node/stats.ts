@@ -1,3 +1,4 @@
+import { tally, type Counters, type Tally } from '../counters.js';
 import type { TransportStats } from '../transport.js';
 
 /**
@@ -35,7 +36,7 @@ export interface NodeStats {
   /** Frames handed to the transport. */
   readonly framesOut: number;
   /** Frames dropped on arrival, by reason; every reason is present, zero when it never happened. */
-  readonly invalidFrames: Readonly<Record<InvalidFrameReason, number>>;
+  readonly invalidFrames: Tally<InvalidFrameReason>;
   /** Times this node won a fresh leadership term. */
   readonly elections: number;
   /** Renewals that extended this node's lease within a term. */
@@ -58,43 +59,22 @@ export interface NodeStats {
   readonly transport: TransportStats | null;
 }
 
-/** Mutable counters; `snapshot()` returns a frozen copy. */
-export class NodeCounters {
-  framesIn = 0;
-  framesOut = 0;
-  elections = 0;
-  renewals = 0;
-  depositions = 0;
-  leaderChanges = 0;
-  leaderHandlerRuns = 0;
-  handlerErrors = 0;
-  storageSaves = 0;
-  wakeups = 0;
-  staleIncarnations = 0;
-  readonly #invalid = Object.fromEntries(INVALID_FRAME_REASONS.map((r) => [r, 0])) as Record<
-    InvalidFrameReason,
-    number
-  >;
+/** Mutable counters behind `node.stats()`; the transport's stats are added when read. */
+export type NodeCounters = Counters<Omit<NodeStats, 'transport'>>;
 
-  invalid(reason: InvalidFrameReason): void {
-    this.#invalid[reason] += 1;
-  }
-
-  snapshot(transport: TransportStats | null): NodeStats {
-    return Object.freeze({
-      framesIn: this.framesIn,
-      framesOut: this.framesOut,
-      invalidFrames: Object.freeze({ ...this.#invalid }),
-      elections: this.elections,
-      renewals: this.renewals,
-      depositions: this.depositions,
-      leaderChanges: this.leaderChanges,
-      leaderHandlerRuns: this.leaderHandlerRuns,
-      handlerErrors: this.handlerErrors,
-      storageSaves: this.storageSaves,
-      wakeups: this.wakeups,
-      staleIncarnations: this.staleIncarnations,
-      transport,
-    });
-  }
+export function nodeCounters(): NodeCounters {
+  return {
+    framesIn: 0,
+    framesOut: 0,
+    invalidFrames: tally(INVALID_FRAME_REASONS),
+    elections: 0,
+    renewals: 0,
+    depositions: 0,
+    leaderChanges: 0,
+    leaderHandlerRuns: 0,
+    handlerErrors: 0,
+    storageSaves: 0,
+    wakeups: 0,
+    staleIncarnations: 0,
+  };
 }

@@ -6,7 +6,7 @@ import { createRng } from '../random.js';
 import type { NodeId } from '../types.js';
 import { LeaderRole } from './leader.js';
 import { NodeLogger } from './logger.js';
-import { NodeCounters } from './stats.js';
+import { nodeCounters } from './stats.js';
 
 /**
  * Runs the code of a graceful handoff once, on scratch objects that share nothing with the
@@ -41,7 +41,7 @@ function warmUpRole(scheduler: Scheduler): void {
     holds: () => true,
     scheduler,
     log: new NodeLogger({ logger: null, logLevel: null, id: 'warm-up' }),
-    counters: new NodeCounters(),
+    counters: nodeCounters(),
   });
   role.onLeader(({ signal }) => {
     signal.addEventListener('abort', () => undefined, { once: true });

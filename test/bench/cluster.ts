@@ -50,13 +50,14 @@ function counting(inner: Transport, counter: SendCounter): Transport {
   return {
     self: inner.self,
     peers: inner.peers,
-    start: () => inner.start(),
+    start: (settings) => inner.start(settings),
     send: (to, frame) => {
       counter.count(frame);
       inner.send(to, frame);
     },
     onMessage: (handler) => inner.onMessage(handler),
     onPeer: (handler) => inner.onPeer(handler),
+    onRefusal: (handler) => inner.onRefusal(handler),
     close: () => inner.close(),
     stats: () => inner.stats(),
   };

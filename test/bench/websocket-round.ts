@@ -70,7 +70,7 @@ class RoundTimer {
     return {
       self: inner.self,
       peers: inner.peers,
-      start: () => inner.start(),
+      start: (settings) => inner.start(settings),
       send: (to, frame) => {
         const parsed = JSON.parse(frame) as Frame;
         if (parsed.msg?.type === 'lease.prepare') {
@@ -103,6 +103,7 @@ class RoundTimer {
           handler(from, frame);
         }),
       onPeer: (handler) => inner.onPeer(handler),
+      onRefusal: (handler) => inner.onRefusal(handler),
       close: () => inner.close(),
       stats: () => inner.stats(),
     };

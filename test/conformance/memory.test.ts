@@ -455,6 +455,48 @@ describe('MemoryNetwork', function () {
       assert.notDeepEqual(run(43), first);
     });
   });
+
+  describe('inject', function () {
+    it('hands a frame to the receiver at once, as if its peer had sent it', function () {
+      const { network, node, frames } = setUp({ lossRate: 1, delayMs: [50, 50] });
+      network.inject('b', 'a', 'raw {');
+      // No loss, no delay: the sender's side is skipped, and the handler ran inside the call.
+      assert.deepEqual(node('a').frames, [{ from: 'b', frame: 'raw {', at: 0 }]);
+      assert.deepEqual(frames('b'), []);
+      assert.equal(node('a').transport.stats().delivered, 1);
+    });
+
+    it("applies the receiver's side: unknown peers, links, pauses and a closed receiver", function () {
+      const { scheduler, network, node, frames } = setUp();
+      network.inject('eve', 'a', 'x');
+      assert.equal(node('a').transport.stats().dropped['unknown-peer'], 1);
+      network.isolate('a');
+      network.inject('b', 'a', 'y');
+      network.heal();
+      network.pause('a');
+      network.inject('c', 'a', 'z');
+      assert.deepEqual(frames('a'), []);
+      network.resume('a');
+      scheduler.advance(0);
+      assert.deepEqual(frames('a'), ['z']);
+      network.crash('a');
+      network.inject('b', 'a', 'w');
+      assert.deepEqual(frames('a'), ['z']);
+      assert.equal(network.stats().blocked, 1);
+      assert.equal(network.stats().undeliverable, 1);
+    });
+
+    it('counts a handler that throws, as for any frame', function () {
+      const { network, node } = setUp();
+      node('a').transport.onMessage(() => {
+        throw new Error('boom');
+      });
+      assert.doesNotThrow(() => {
+        network.inject('b', 'a', 'x');
+      });
+      assert.equal(node('a').transport.stats().handlerErrors, 1);
+    });
+  });
 });
 
 describe('MemoryStorage', function () {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { TransportError } from '../../lib/errors.js';
-import type { PeerEvent, Transport } from '../../lib/transport.js';
+import { ConfigError, TransportError } from '../../lib/errors.js';
+import type { TransportSettings } from '../../lib/settings.js';
+import type { PeerEvent, SettingsRefusal, Transport } from '../../lib/transport.js';
 
 /**
  * The one behaviour suite every transport adapter must pass (memory, WebSocket, Redis).
@@ -14,6 +15,8 @@ import type { PeerEvent, Transport } from '../../lib/transport.js';
  * - Nothing throws out of `send`, whatever the peer, the frame or the transport's state.
  * - Handlers run outside `send`, one throwing handler does not stop the others or later frames.
  * - Peer events report changes only: never `up` twice in a row for one peer.
+ * - Peers whose settings (given to `start`) differ never exchange a frame nor see each other
+ *   up, and both sides report the refusal, naming the setting.
  *
  * The suite drives time only through `tick`, so an adapter on a virtual clock runs it without a
  * single real sleep, and a networked adapter passes a `tick` that really waits.
@@ -54,6 +57,7 @@ const IDS = ['a', 'b', 'c'];
 class Recorder {
   readonly messages: { from: string; frame: string }[] = [];
   readonly peerEvents: PeerEvent[] = [];
+  readonly refusals: SettingsRefusal[] = [];
   readonly #unsubscribe: () => void;
 
   constructor(readonly transport: Transport) {
@@ -62,6 +66,9 @@ class Recorder {
     });
     transport.onPeer((event) => {
       this.peerEvents.push(event);
+    });
+    transport.onRefusal((refusal) => {
+      this.refusals.push(refusal);
     });
   }
 
@@ -308,6 +315,70 @@ export function transportConformance(
       await Promise.all([a.close(), a.close()]);
       await assert.rejects(a.start(), TransportError);
       assert.equal(typeof a.stats().sent, 'number');
+    });
+
+    it('never connects peers whose settings differ, and both sides name the setting', async function () {
+      const c = await make();
+      const recorders = new Map(c.transports.map((t) => [t.self, new Recorder(t)]));
+      const settings: Record<string, TransportSettings> = {
+        a: { leaseMs: '1000', marginMs: '10' },
+        b: { leaseMs: '2000', marginMs: '10' },
+        c: { leaseMs: '1000', marginMs: '10' },
+      };
+      await Promise.all(c.transports.map((t) => t.start(settings[t.self])));
+      const refused = (id: string, peer: string): SettingsRefusal[] =>
+        rec(recorders, id).refusals.filter((r) => r.peer === peer);
+      await waitFor('a and c up, and every refusal reported on both sides', () => {
+        const up = rec(recorders, 'a').isUp('c') && rec(recorders, 'c').isUp('a');
+        const pairs = [
+          ['a', 'b'],
+          ['b', 'a'],
+          ['b', 'c'],
+          ['c', 'b'],
+        ] as const;
+        return up && pairs.every(([id, peer]) => refused(id, peer).length > 0);
+      });
+      for (const from of IDS) {
+        for (const to of IDS) if (from !== to) byId(from).send(to, `${from}->${to}`);
+      }
+      await waitFor('a and c reach each other', () =>
+        ['a', 'c'].every((id) => rec(recorders, id).messages.length > 0),
+      );
+      await current().tick(quietMs);
+      assert.deepEqual(rec(recorders, 'b').messages, []);
+      assert.deepEqual(rec(recorders, 'a').messages, [{ from: 'c', frame: 'c->a' }]);
+      assert.deepEqual(rec(recorders, 'c').messages, [{ from: 'a', frame: 'a->c' }]);
+      for (const [id, peer] of [
+        ['a', 'b'],
+        ['b', 'a'],
+        ['c', 'b'],
+        ['b', 'c'],
+      ] as const) {
+        assert.ok(!rec(recorders, id).isUp(peer), `${id} reported ${peer} up`);
+        const ours = settings[id]?.['leaseMs'] ?? null;
+        const theirs = settings[peer]?.['leaseMs'] ?? null;
+        for (const refusal of refused(id, peer)) {
+          assert.deepEqual(refusal, { peer, setting: 'leaseMs', ours, theirs });
+        }
+        assert.ok((byId(id).stats().refusedSettings['leaseMs'] ?? 0) >= 1);
+      }
+      assert.deepEqual(Object.keys(byId('b').stats().refusedSettings), ['leaseMs']);
+      assert.deepEqual(
+        rec(recorders, 'a').refusals.filter((r) => r.peer === 'c'),
+        [],
+      );
+    });
+
+    it('refuses invalid settings, and a second start with other settings', async function () {
+      const c = await make();
+      const [a, b] = c.transports;
+      assert.ok(a && b);
+      await assert.rejects(a.start({ leaseMs: 1000 } as never), ConfigError);
+      await assert.rejects(a.start({ 'not a name': '1' }), ConfigError);
+      await b.start({ leaseMs: '1000' });
+      await b.start({ leaseMs: '1000' });
+      await assert.rejects(b.start({ leaseMs: '2000' }), ConfigError);
+      await assert.rejects(b.start(), ConfigError);
     });
 
     it('reports a closed peer down to the others', async function () {

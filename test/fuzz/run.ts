@@ -1,16 +1,16 @@
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { isDeepStrictEqual } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { decodeFrame } from '../../lib/codec/messages.js';
-import { createNode, type SynodNode } from '../../lib/index.js';
+import { createNode, DEFAULTS, type SynodNode } from '../../lib/index.js';
 import type { LeaseRecord } from '../../lib/lease/machine.js';
 import { HALT } from '../../lib/node/node.js';
 import { INVALID_FRAME_REASONS, type InvalidFrameReason } from '../../lib/node/stats.js';
+import { agreedSettings } from '../../lib/options.js';
 import { createRng } from '../../lib/random.js';
 import type { Storage } from '../../lib/storage.js';
 import { VirtualClock } from '../../lib/testing/virtual-clock.js';
-import { TransportCounters, type Transport, type TransportStats } from '../../lib/transport.js';
-import type { NodeId } from '../../lib/types.js';
 import {
   expectationsOf,
   expectedDecode,
@@ -19,17 +19,20 @@ import {
   type Sent,
   type Target,
 } from './corpus.js';
+import { ScriptedPeers } from './scripted-peers.js';
 
 /**
  * `npm run fuzz [-- --count N] [--seed S] [--workers W] [--batch B]`
  *
  * Feeds N hostile frames (default a million: random text, random JSON, valid frames, answers to
  * what the node sent, wrong envelopes, and valid frames edited through their text; all seeded) to
- * a real node, through the path a transport uses: the handler the node subscribed with
+ * a real node, through the path a transport uses: the node's memory transport (the peers are
+ * played by the test, test/fuzz/scripted-peers.ts), the handler the node subscribed with
  * `onMessage`, then its driver, decoder and lease machine. Each frame is also decoded on its own
  * and checked against the reference in corpus.ts. Reported, and fatal (exit 1) if not zero:
  *
- * - crashes: the decoder or the node threw, or the node failed (its `error` event);
+ * - crashes: the decoder or the node's frame handler threw, the node failed (its `error` event),
+ *   or it sent a frame its peers refuse;
  * - state changes from frames the node dropped: its stats (invalid-frame counters aside), leader
  *   view, term, deadline, sends, storage writes and timer must be exactly as before;
  * - disagreements: the decoder against the reference, or the node's verdict against the decoder's.
@@ -44,6 +47,8 @@ const BATCH_SIZE = 2000;
 const LEASE_MS = 300;
 const IDS = ['a', 'b', 'c'];
 const TARGET: Target = { cluster: 'synod', self: 'a', peers: ['b', 'c'] };
+/** The settings node `a` starts its transport with: its peers start theirs with the same. */
+const SETTINGS = agreedSettings({ ...DEFAULTS, leaseMs: LEASE_MS });
 const EXPECT = expectationsOf(TARGET);
 /** Problems of each kind kept in full, per worker; the rest are only counted. */
 const KEEP = 10;
@@ -111,58 +116,6 @@ function merge(into: Tally, from: Tally): void {
 
 // --- The node under fuzz --------------------------------------------------------------------
 
-/** The transport a node under fuzz is given: frames go in through the handler it subscribed. */
-class FuzzTransport implements Transport {
-  readonly self = TARGET.self;
-  readonly peers = TARGET.peers;
-  /** What the node sent lately, decoded: the frame source answers it. */
-  recent: Sent[] = [];
-  sends = 0;
-  readonly #counters = new TransportCounters();
-  #handler: ((from: NodeId, frame: string) => void) | null = null;
-
-  start(): Promise<void> {
-    return Promise.resolve();
-  }
-
-  send(to: NodeId, frame: string): void {
-    this.sends += 1;
-    const decoded = decodeFrame(frame, {
-      cluster: TARGET.cluster,
-      self: to,
-      peers: new Set([this.self]),
-    });
-    if (!decoded.ok)
-      throw new Error(`the node sent a frame its peers refuse: ${decoded.error.message}`);
-    this.recent.push({ to, message: decoded.frame.msg });
-    if (this.recent.length > 16) this.recent = this.recent.slice(-8);
-  }
-
-  onMessage(handler: (from: NodeId, frame: string) => void): () => void {
-    this.#handler = handler;
-    return () => {
-      this.#handler = null;
-    };
-  }
-
-  onPeer(): () => void {
-    return () => undefined;
-  }
-
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-
-  stats(): TransportStats {
-    return this.#counters.snapshot();
-  }
-
-  /** Hands `text` to the node as if it arrived over `link`; whatever the node throws propagates. */
-  deliver(link: NodeId, text: string): void {
-    this.#handler?.(link, text);
-  }
-}
-
 /** Storage that keeps the last record, synchronously readable. */
 class LastRecord implements Storage<LeaseRecord> {
   saves = 0;
@@ -181,18 +134,22 @@ class LastRecord implements Storage<LeaseRecord> {
 
 /** A fresh node `a` on a virtual clock, past its restart silence. */
 class Harness {
-  readonly clock = new VirtualClock(1000);
-  readonly transport = new FuzzTransport();
   readonly storage = new LastRecord();
   readonly node: SynodNode;
+  /** What the node sent lately: the frame source answers it. */
+  recent: Sent[] = [];
   failure: Error | null = null;
   events = 0;
 
-  private constructor(seed: number) {
+  private constructor(
+    readonly clock: VirtualClock,
+    readonly peers: ScriptedPeers,
+    seed: number,
+  ) {
     this.node = createNode({
       id: TARGET.self,
       peers: IDS,
-      transport: this.transport,
+      transport: peers.transport,
       leaseMs: LEASE_MS,
       clock: this.clock,
       scheduler: this.clock,
@@ -208,15 +165,31 @@ class Harness {
   }
 
   static async start(seed: number): Promise<Harness> {
-    const harness = new Harness(seed);
-    await harness.node.start();
-    await harness.clock.advance(LEASE_MS + 1);
+    const clock = new VirtualClock(1000);
+    const peers = await ScriptedPeers.start(TARGET, clock, SETTINGS);
+    const harness = new Harness(clock, peers, seed);
+    await withSeededCrypto(seed, () => harness.node.start());
+    await harness.advance(LEASE_MS + 1);
     return harness;
+  }
+
+  /** Lets `ms` pass: the node's timers fire, and what it sends reaches its peers. */
+  async advance(ms: number): Promise<void> {
+    await this.clock.advance(ms);
+    for (const sent of this.peers.sent.splice(0)) {
+      this.recent.push(sent);
+      if (this.recent.length > 16) this.recent = this.recent.slice(-8);
+    }
+  }
+
+  /** Hands `text` to the node as if it arrived over `link`. */
+  deliver(link: string, text: string): void {
+    this.peers.say(link, text);
   }
 
   /** Everything a frame could change, except the counters of dropped frames. */
   fingerprint(): string {
-    const { node, transport, storage, clock } = this;
+    const { node, peers, storage, clock } = this;
     const { invalidFrames: _, transport: __, ...stats } = node.stats();
     return JSON.stringify([
       stats,
@@ -226,7 +199,7 @@ class Harness {
       node.term,
       node.leaseDeadline,
       node.incarnation,
-      transport.sends,
+      peers.transport.stats().sent,
       storage.saves,
       storage.last,
       clock.pending,
@@ -253,10 +226,35 @@ class Harness {
   halt(): void {
     this.node[HALT]();
     this.clock.reset();
+    void this.peers.close();
   }
 }
 
 const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+const crypto = createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto');
+
+/**
+ * Runs `start` with the operating system's randomness replaced by a stream seeded with `seed`.
+ * A node draws its incarnation from `node:crypto`, never from the rng it is given; the frames
+ * that answer it carry that incarnation, and their edits land on its digits, so a batch replays
+ * exactly only with the same one. Worker threads run one batch at a time: nothing else draws
+ * meanwhile.
+ */
+async function withSeededCrypto<T>(seed: number, start: () => Promise<T>): Promise<T> {
+  const real = crypto.randomBytes;
+  const rng = createRng(seed);
+  const seeded = (size: number): Buffer =>
+    Buffer.from(Array.from({ length: size }, () => Math.floor(rng.next() * 256)));
+  crypto.randomBytes = seeded as typeof real;
+  syncBuiltinESMExports();
+  try {
+    return await start();
+  } finally {
+    crypto.randomBytes = real;
+    syncBuiltinESMExports();
+  }
+}
 
 function describeError(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
@@ -314,13 +312,13 @@ async function runBatch(seed: number, batch: number, size: number): Promise<Tall
     // Time passes now and then: the node campaigns, renews, and its leases lapse.
     if (source.chance(0.1)) {
       try {
-        await harness.clock.advance(source.int(LEASE_MS / 4));
+        await harness.advance(source.int(LEASE_MS / 4));
       } catch (error) {
         problem('crash', index, 'timer', `a timer threw: ${describeError(error)}`, prefix(last));
       }
       await replaceIfFailed(index, 'timer', `(time passed after ${prefix(last)})`);
     }
-    const hostile = source.next(harness.transport.recent);
+    const hostile = source.next(harness.recent);
     const { kind, link, text } = hostile;
     last = text;
     tally.frames += 1;
@@ -364,10 +362,11 @@ async function runBatch(seed: number, batch: number, size: number): Promise<Tall
     // settled: every step ends with a settle.)
     const before = harness.fingerprint();
     const stats = harness.node.stats();
-    try {
-      harness.transport.deliver(link, text);
-    } catch (error) {
-      problem('crash', index, kind, `the node threw: ${describeError(error)}`, prefix(text));
+    const handlerErrors = harness.peers.handlerErrors;
+    harness.deliver(link, text);
+    // The transport catches what the node's handler throws, and counts it.
+    if (harness.peers.handlerErrors !== handlerErrors) {
+      problem('crash', index, kind, "the node's frame handler threw", prefix(text));
     }
     await settle();
     const outcome = harness.outcome({ framesIn: stats.framesIn, invalid: stats.invalidFrames });
@@ -380,7 +379,20 @@ async function runBatch(seed: number, batch: number, size: number): Promise<Tall
         prefix(text),
       );
     }
-    if (outcome === 'accepted') taken = [...taken, text].slice(-3);
+    if (outcome === 'accepted') {
+      taken = [...taken, text].slice(-3);
+      // What the node answered reaches its peers now, for the source to answer in turn.
+      await harness.advance(0);
+    }
+    for (const refused of harness.peers.refused.splice(0)) {
+      problem(
+        'crash',
+        index,
+        kind,
+        `the node sent a frame its peers refuse: ${refused}`,
+        prefix(text),
+      );
+    }
     if (outcome !== 'accepted' && harness.fingerprint() !== before) {
       problem('state', index, kind, `a dropped frame (${outcome}) changed the node`, prefix(text));
     }

@@ -11,17 +11,18 @@ import {
 import type { WebSocket } from 'ws';
 import { WebSocketTransport } from '../../adapters/websocket/index.js';
 import { decodeFrame, encodeFrame, type Frame } from '../../lib/codec/messages.js';
-import { createNode, type NodeStats, type SynodNode } from '../../lib/index.js';
+import { createNode, DEFAULTS, type NodeStats, type SynodNode } from '../../lib/index.js';
 import { LeaseMachine, type LeaseEvent, type LeaseRecord } from '../../lib/lease/machine.js';
 import type { LeaseMessage } from '../../lib/lease/messages.js';
 import { Driver, type MachineInput, type PureMachine } from '../../lib/node/driver.js';
 import { NodeLogger } from '../../lib/node/logger.js';
-import { INVALID_FRAME_REASONS, NodeCounters } from '../../lib/node/stats.js';
-import type { LoggerLike } from '../../lib/options.js';
+import { INVALID_FRAME_REASONS, nodeCounters } from '../../lib/node/stats.js';
+import type { LoggerLike } from '../../lib/logger.js';
+import { agreedSettings } from '../../lib/options.js';
 import { createRng } from '../../lib/random.js';
+import { encodeSettings } from '../../lib/settings.js';
 import type { Storage } from '../../lib/storage.js';
 import { VirtualClock } from '../../lib/testing/virtual-clock.js';
-import type { Transport, TransportStats } from '../../lib/transport.js';
 import type { NodeId, Output } from '../../lib/types.js';
 import {
   expectationsOf,
@@ -30,6 +31,7 @@ import {
   type Sent,
   type Target,
 } from '../fuzz/corpus.js';
+import { ScriptedPeers } from '../fuzz/scripted-peers.js';
 import {
   closed,
   CLUSTER,
@@ -80,6 +82,8 @@ const WRONG_SECRET = 'not-the-secret-but-long-enough';
 /** Rounds and an incarnation no honest node uses: a vote mentioning them came from the attack. */
 const EVIL_ROUND = 2 ** 40;
 const EVIL_INC = 'deadbeefdeadbeef';
+/** The settings the nodes dial with: eve, holding the secret, claims the same. */
+const SETTINGS = encodeSettings(agreedSettings({ ...DEFAULTS, leaseMs: LEASE_MS }));
 /** How much the heap may grow across one attack, after forced collections. */
 const HEAP_SLACK_BYTES = 24 * 1024 * 1024;
 
@@ -448,7 +452,10 @@ const attackerSockets = new Set<WebSocket>();
 
 /** An authenticated connection of `eve` to `target`, once the target counts it as a peer. */
 async function eveConnects(target: Member): Promise<WebSocket> {
-  const ws = await puppetOpen(target.url, puppetHeaders({ from: ATTACKER, to: target.id }));
+  const ws = await puppetOpen(
+    target.url,
+    puppetHeaders({ from: ATTACKER, to: target.id, settings: SETTINGS }),
+  );
   attackerSockets.add(ws);
   await waitFor(`eve connected to ${target.id}`, () =>
     target.transport.connections().some((c) => c.peer === ATTACKER),
@@ -565,7 +572,9 @@ async function attack(order: FloodOrder, port: MessagePort): Promise<void> {
     return frames;
   });
   const sockets = await Promise.all(
-    order.targets.map((t) => puppetOpen(t.url, puppetHeaders({ from: ATTACKER, to: t.id }))),
+    order.targets.map((t) =>
+      puppetOpen(t.url, puppetHeaders({ from: ATTACKER, to: t.id, settings: SETTINGS })),
+    ),
   );
   port.postMessage({ type: 'connected' } satisfies AttackerNews);
   await new Promise((resolve) => port.once('message', resolve));
@@ -763,7 +772,7 @@ if (isMainThread)
           for (const head of captured)
             assert.equal(await rawRequest(target.port, head.request), 401);
           // eve replays a handshake of its own that was accepted once.
-          const headers = puppetHeaders({ from: ATTACKER, to: target.id });
+          const headers = puppetHeaders({ from: ATTACKER, to: target.id, settings: SETTINGS });
           const first = await puppetOpen(target.url, headers);
           attackerSockets.add(first);
           const again = await puppetDial(target.url, headers);
@@ -940,61 +949,13 @@ class CountingMachine implements PureMachine<LeaseMessage, LeaseRecord, LeaseEve
   }
 }
 
-/** A transport the test speaks through: it delivers frames to the driver and keeps what it sends. */
-class ScriptTransport implements Transport {
-  readonly peers: readonly NodeId[];
-  readonly sent: Sent[] = [];
-  #handler: ((from: NodeId, frame: string) => void) | null = null;
-
-  constructor(
-    readonly self: NodeId,
-    peers: readonly NodeId[],
-  ) {
-    this.peers = peers.filter((p) => p !== self);
-  }
-
-  start(): Promise<void> {
-    return Promise.resolve();
-  }
-
-  send(to: NodeId, frame: string): void {
-    const decoded = decodeFrame(frame, { cluster: 'synod', self: to, peers: new Set([this.self]) });
-    assert.ok(decoded.ok, 'the driver sends valid frames');
-    this.sent.push({ to, message: decoded.frame.msg });
-  }
-
-  onMessage(handler: (from: NodeId, frame: string) => void): () => void {
-    this.#handler = handler;
-    return () => {
-      this.#handler = null;
-    };
-  }
-
-  onPeer(): () => void {
-    return () => undefined;
-  }
-
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-
-  stats(): TransportStats {
-    return { sent: 0, delivered: 0, dropped: {} as TransportStats['dropped'], handlerErrors: 0 };
-  }
-
-  /** Hands a frame to the driver as if it came over `from`'s link; what it throws propagates. */
-  deliver(from: NodeId, text: string): void {
-    assert.ok(this.#handler, 'the driver is not listening');
-    this.#handler(from, text);
-  }
-}
-
 if (isMainThread)
   describe("hostile frames straight into a node's driver", function () {
     it('change nothing: not the machine, its persisted record, its outputs nor its timer', async function () {
       const ids = ['a', 'b', 'c'];
       const clock = new VirtualClock(1000);
-      const transport = new ScriptTransport('a', ids);
+      const target: Target = { cluster: 'synod', self: 'a', peers: ['b', 'c'] };
+      const peers = await ScriptedPeers.start(target, clock);
       const saved: string[] = [];
       const storage: Storage<LeaseRecord> = {
         load: () => Promise.resolve(null),
@@ -1016,7 +977,7 @@ if (isMainThread)
         null,
       );
       const machine = new CountingMachine(inner);
-      const counters = new NodeCounters();
+      const counters = nodeCounters();
       const events: LeaseEvent[] = [];
       const fatal: unknown[] = [];
       const driver = new Driver<LeaseMessage, LeaseRecord, LeaseEvent>(machine, {
@@ -1024,7 +985,7 @@ if (isMainThread)
         incarnation: '00000000000000a1',
         cluster: 'synod',
         peers: ids,
-        transport,
+        transport: peers.transport,
         clock,
         scheduler: clock,
         storage,
@@ -1037,16 +998,16 @@ if (isMainThread)
         onFatal: (error) => fatal.push(error),
       });
       driver.listen();
+      await peers.transport.start();
       driver.begin();
 
-      const target: Target = { cluster: 'synod', self: 'a', peers: ['b', 'c'] };
       const expect = expectationsOf(target);
       const source = new FrameSource(createRng(11), target);
       /** What `a` sent lately: the source edits answers to it (near-valid frames for live rounds). */
       let recent: Sent[] = [];
       /** `b` and `c` answer a's rounds, so `a` leads and keeps renewing. */
       const answerAll = (): void => {
-        const sent = transport.sent.splice(0);
+        const sent = peers.sent.splice(0);
         recent = [...recent, ...sent].slice(-8);
         for (const { to, message } of sent) {
           const reply: LeaseMessage | null =
@@ -1069,7 +1030,7 @@ if (isMainThread)
                     }
                   : null;
           if (reply !== null) {
-            transport.deliver(
+            peers.say(
               to,
               encodeFrame({
                 v: 1,
@@ -1086,16 +1047,15 @@ if (isMainThread)
       const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
       const snapshot = (): string => {
         const now = clock.now();
-        const stats = counters.snapshot(null);
         return JSON.stringify({
           handled: machine.messages,
-          sent: transport.sent.length,
+          sent: peers.transport.stats().sent,
           saved: saved.length,
           record: saved.at(-1) ?? null,
           events: events.length,
-          framesIn: stats.framesIn,
-          framesOut: stats.framesOut,
-          staleIncarnations: stats.staleIncarnations,
+          framesIn: counters.framesIn,
+          framesOut: counters.framesOut,
+          staleIncarnations: counters.staleIncarnations,
           maxRound: inner.maxRound,
           term: inner.term,
           deadline: inner.deadline,
@@ -1132,8 +1092,8 @@ if (isMainThread)
           if (expectedReason === null) continue;
           await settle();
           const before = snapshot();
-          const invalid = { ...counters.snapshot(null).invalidFrames };
-          transport.deliver(hostile.link, hostile.text);
+          const invalid = { ...counters.invalidFrames };
+          peers.say(hostile.link, hostile.text);
           assert.equal(
             snapshot(),
             before,
@@ -1145,7 +1105,7 @@ if (isMainThread)
             before,
             `changed later by ${hostile.kind}: ${hostile.text.slice(0, 200)}`,
           );
-          const after = counters.snapshot(null).invalidFrames;
+          const after = counters.invalidFrames;
           assert.equal(
             after[expectedReason],
             invalid[expectedReason] + 1,
@@ -1155,8 +1115,11 @@ if (isMainThread)
         }
       }
       assert.deepEqual(fatal, []);
+      assert.deepEqual(peers.refused, [], 'the driver sends valid frames');
+      assert.equal(peers.handlerErrors, 0, "the driver's frame handler never throws");
       assert.ok(checked > 1500, `only ${checked} frames checked`);
       assert.ok(ledThrough >= 8, `a led through only ${ledThrough} of 12 rounds`);
       driver.halt();
+      await peers.close();
     });
   });

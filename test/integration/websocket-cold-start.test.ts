@@ -52,6 +52,7 @@ describe('websocket transport: cold start', function () {
       instance: '0123456789abcdef',
       nonce: '0123456789abcdef0123456789abcdef',
       timeMs,
+      settings: '',
     });
     const expect = (nonces: NonceCache, over: Partial<ListenerExpectations> = {}) => ({
       version: 1,

@@ -17,7 +17,7 @@ import {
 } from '../../adapters/websocket/handshake.js';
 import type { WebSocketTransport } from '../../adapters/websocket/index.js';
 import { PROTOCOL_VERSION } from '../../lib/codec/messages.js';
-import type { LoggerLike } from '../../lib/options.js';
+import type { LoggerLike } from '../../lib/logger.js';
 import type { PeerEvent } from '../../lib/transport.js';
 
 /** Shared set-up for the WebSocket adapter's tests: real sockets on 127.0.0.1. */
@@ -140,6 +140,8 @@ export interface PuppetClaims {
   readonly instance?: string;
   readonly nonce?: string;
   readonly timeMs?: number;
+  /** The canonical text of the settings to claim; default none. */
+  readonly settings?: string;
 }
 
 /** The headers a node would dial with, with any field overridden. */
@@ -153,6 +155,7 @@ export function puppetHeaders(claims: PuppetClaims): Record<string, string> {
       instance: claims.instance ?? newInstance(),
       nonce: claims.nonce ?? newNonce(),
       timeMs: claims.timeMs ?? Date.now(),
+      settings: claims.settings ?? '',
     },
     Buffer.from(claims.secret ?? SECRET),
   );

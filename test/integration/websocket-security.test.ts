@@ -232,8 +232,15 @@ describe('websocket transport: hostile peers', function () {
       const without = (name: string): Record<string, string> =>
         Object.fromEntries(Object.entries(valid).filter(([key]) => key !== name));
       const port = Number(new URL(s.xUrl).port);
-      for (const name of Object.values(HANDSHAKE_HEADERS)) {
-        if (name === HANDSHAKE_HEADERS.proof) continue;
+      // The proof and the refused setting are the listener's to send; settings are optional
+      // (no settings, no header).
+      const required = Object.values(HANDSHAKE_HEADERS).filter(
+        (name) =>
+          name !== HANDSHAKE_HEADERS.proof &&
+          name !== HANDSHAKE_HEADERS.refused &&
+          name !== HANDSHAKE_HEADERS.settings,
+      );
+      for (const name of required) {
         assert.equal(await rawUpgrade(port, without(name)), 400, `without ${name}`);
       }
       assert.equal(
@@ -246,15 +253,24 @@ describe('websocket transport: hostile peers', function () {
         400,
         'an id that is not valid URI encoding',
       );
+      assert.equal(
+        await rawUpgrade(port, { ...valid, [HANDSHAKE_HEADERS.settings]: 'a=1&a=2' }),
+        400,
+        'settings that repeat a name',
+      );
       const malformed = s.x.transport.stats().handshakeRejections.malformed;
-      // The proof header is the listener's, so a dialler does not send it: 8 missing, 2 bad.
-      assert.equal(malformed, Object.keys(HANDSHAKE_HEADERS).length - 1 + 2);
-      // A field changed after signing breaks the signature.
+      // 8 missing, 3 bad.
+      assert.equal(malformed, required.length + 3);
+      // A field changed after signing breaks the signature, settings included.
       assert.equal(
         await rawUpgrade(port, { ...valid, [HANDSHAKE_HEADERS.instance]: 'ffffffffffffffff' }),
         401,
       );
-      assert.equal(s.x.transport.stats().handshakeRejections['bad-signature'], 1);
+      assert.equal(
+        await rawUpgrade(port, { ...valid, [HANDSHAKE_HEADERS.settings]: 'leaseMs=1000' }),
+        401,
+      );
+      assert.equal(s.x.transport.stats().handshakeRejections['bad-signature'], 2);
       await assertStillWorks(s);
     });
 

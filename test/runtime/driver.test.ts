@@ -4,7 +4,7 @@ import { decodeFrame } from '../../lib/codec/messages.js';
 import type { LeaseMessage } from '../../lib/lease/messages.js';
 import { Driver, type MachineInput, type PureMachine } from '../../lib/node/driver.js';
 import { NodeLogger } from '../../lib/node/logger.js';
-import { NodeCounters } from '../../lib/node/stats.js';
+import { nodeCounters } from '../../lib/node/stats.js';
 import type { Storage } from '../../lib/storage.js';
 import { VirtualClock } from '../../lib/testing/virtual-clock.js';
 import type { Output } from '../../lib/types.js';
@@ -60,7 +60,7 @@ function harness(storage: Storage<string> | null = null): {
     scheduler: clock,
     storage,
     log: new NodeLogger({ logger: null, logLevel: null, id: 'a' }),
-    counters: new NodeCounters(),
+    counters: nodeCounters(),
     accepts: (m: ProtocolMessage): m is LeaseMessage => m.type.startsWith('lease.'),
     onEvents: (events) => {
       for (const e of events) log.push(`event ${e}`);

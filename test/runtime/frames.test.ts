@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { MemoryNetwork } from '../../adapters/memory/index.js';
 import { encodeFrame, type Frame } from '../../lib/codec/messages.js';
-import { createNode, type SynodNode } from '../../lib/index.js';
+import { createNode, DEFAULTS, type SynodNode } from '../../lib/index.js';
 import type { LeaseRecord } from '../../lib/lease/machine.js';
+import { agreedSettings } from '../../lib/options.js';
 import { createRng } from '../../lib/random.js';
 import type { Storage } from '../../lib/storage.js';
 import type { Transport } from '../../lib/transport.js';
@@ -55,8 +56,10 @@ function setup(storage?: Storage<LeaseRecord>): {
   // starts without storage unless given one) votes once its silence is over.
   answerRecovery(b, 'b');
   answerRecovery(c, 'c');
-  void b.start();
-  void c.start();
+  // The settings node a starts with: a peer with others would be refused.
+  const settings = agreedSettings({ ...DEFAULTS, leaseMs: LEASE_MS });
+  void b.start(settings);
+  void c.start(settings);
   return { clock, node, b, received, logger };
 }
 

@@ -1,6 +1,7 @@
-import type { LoggerLike } from '../../lib/options.js';
+import { snapshot } from '../../lib/counters.js';
+import type { LoggerLike } from '../../lib/logger.js';
 import type { TestCluster } from '../../lib/testing/cluster.js';
-import type { Transport, TransportStats } from '../../lib/transport.js';
+import { transportCounters, type Transport } from '../../lib/transport.js';
 
 export interface LogLine {
   readonly level: string;
@@ -31,20 +32,7 @@ export function captureLogger(): LoggerLike & { readonly lines: LogLine[] } {
 
 /** A transport that does nothing: enough for option validation. */
 export function idleTransport(self: string, peers: readonly string[]): Transport {
-  const stats: TransportStats = {
-    sent: 0,
-    delivered: 0,
-    dropped: {
-      closed: 0,
-      'unknown-peer': 0,
-      unreachable: 0,
-      oversized: 0,
-      backpressure: 0,
-      'rate-limited': 0,
-      'no-handler': 0,
-    },
-    handlerErrors: 0,
-  };
+  const stats = snapshot(transportCounters());
   return {
     self,
     peers: peers.filter((p) => p !== self),
@@ -52,6 +40,7 @@ export function idleTransport(self: string, peers: readonly string[]): Transport
     send: () => undefined,
     onMessage: () => () => undefined,
     onPeer: () => () => undefined,
+    onRefusal: () => () => undefined,
     close: () => Promise.resolve(),
     stats: () => stats,
   };

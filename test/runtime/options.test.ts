@@ -31,6 +31,7 @@ describe('options', () => {
         leaseMs: 1000,
         maxClockDrift: 0.01,
         marginMs: 10,
+        maxTtlMs: 60_000,
         handoffTimeoutMs: 5000,
         cluster: 'synod',
       },
@@ -42,6 +43,7 @@ describe('options', () => {
     assert.equal(resolved.leaseMs, 1000);
     assert.equal(resolved.maxClockDrift, 0.01);
     assert.equal(resolved.marginMs, 10);
+    assert.equal(resolved.maxTtlMs, 60_000);
     assert.equal(resolved.handoffTimeoutMs, 5000);
     assert.equal(resolved.cluster, 'synod');
     assert.equal(resolved.preferredLeader, null);
@@ -140,6 +142,15 @@ describe('options', () => {
       base({ leaseMs: 100, marginMs: 99 }),
       /marginMs 99 is too large for leaseMs 100 and maxClockDrift 0.01: the believed lease/,
     );
+  });
+
+  it('rejects a maxTtlMs that is not a whole number of milliseconds from 1', () => {
+    rejects(base({ maxTtlMs: 0 }), /maxTtlMs must be a whole number of milliseconds from 1 to/);
+    rejects(base({ maxTtlMs: 1.5 }), /maxTtlMs/);
+    rejects(base({ maxTtlMs: '60000' }), /maxTtlMs/);
+    rejects(base({ maxTtlMs: 2 ** 31 }), /maxTtlMs/);
+    assert.equal(validateOptions(base({ maxTtlMs: 1 })).maxTtlMs, 1);
+    assert.equal(validateOptions(base({ maxTtlMs: 600_000 })).maxTtlMs, 600_000);
   });
 
   it('rejects a bad handoffTimeoutMs', () => {

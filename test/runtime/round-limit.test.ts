@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { MemoryNetwork } from '../../adapters/memory/index.js';
 import { encodeFrame, type Frame } from '../../lib/codec/messages.js';
+import { DEFAULTS } from '../../lib/index.js';
 import { createNode, HALT, type SynodNode } from '../../lib/node/node.js';
+import { agreedSettings } from '../../lib/options.js';
 import { createRng } from '../../lib/random.js';
 import { VirtualClock } from '../../lib/testing/virtual-clock.js';
 import { captureLogger } from './helpers.js';
@@ -50,7 +52,7 @@ describe('a frame naming a round at the wire cap', () => {
       } as const;
       e.send(from, encodeFrame({ v: 1, cluster: 'synod', from: 'e', to: from, inc: INC_E, msg }));
     });
-    await e.start();
+    await e.start(agreedSettings({ ...DEFAULTS, leaseMs: LEASE_MS }));
     for (const node of nodes.values()) await node.start();
     const leader = async (): Promise<SynodNode> => {
       for (let i = 0; i < 200; i++) {

@@ -6,8 +6,10 @@ import {
   HANDSHAKE_HEADERS,
   HANDSHAKE_WINDOW_MS,
   listenerProof,
+  settingsRefusalHeaders,
   verifyDial,
   verifyListener,
+  verifySettingsRefusal,
   type DialClaims,
   type ListenerExpectations,
 } from '../../adapters/websocket/handshake.js';
@@ -108,6 +110,7 @@ describe('websocket adapter parts', function () {
       instance: '0123456789abcdef',
       nonce: '0123456789abcdef0123456789abcdef',
       timeMs: 1_000_000,
+      settings: '',
       ...over,
     });
     const expect = (over: Partial<ListenerExpectations> = {}): ListenerExpectations => ({
@@ -163,6 +166,63 @@ describe('websocket adapter parts', function () {
       const tampered = { ...headers, [HANDSHAKE_HEADERS.nonce]: 'f'.repeat(32) };
       const result = verifyDial(tampered, expect());
       assert.equal(result.ok ? 'ok' : result.reason, 'bad-signature');
+    });
+
+    it('carries the settings under the signature, and refuses an unreadable settings header', function () {
+      const settings = 'leaseMs=1000&maxClockDrift=0.01';
+      const headers = dialHeaders(claims({ settings }), secret);
+      assert.equal(headers[HANDSHAKE_HEADERS.settings], settings);
+      const result = verifyDial(headers, expect());
+      assert.ok(result.ok);
+      assert.equal(result.claims.settings, settings);
+      assert.deepEqual(result.settings, { leaseMs: '1000', maxClockDrift: '0.01' });
+      // No settings, no header.
+      assert.equal(HANDSHAKE_HEADERS.settings in dialHeaders(claims(), secret), false);
+      const changed = {
+        ...headers,
+        [HANDSHAKE_HEADERS.settings]: 'leaseMs=2000&maxClockDrift=0.01',
+      };
+      const dropped = Object.fromEntries(
+        Object.entries(headers).filter(([name]) => name !== HANDSHAKE_HEADERS.settings),
+      );
+      for (const tampered of [changed, dropped]) {
+        const again = verifyDial(tampered, expect());
+        assert.equal(again.ok ? 'ok' : again.reason, 'bad-signature');
+      }
+      const unreadable = dialHeaders(claims({ settings: 'a=1&a=2' }), secret);
+      const refused = verifyDial(unreadable, expect());
+      assert.equal(refused.ok ? 'ok' : refused.reason, 'malformed');
+    });
+
+    it("proves a settings refusal with the listener's settings, for this dial only", function () {
+      const answering = {
+        version: 1,
+        cluster: 'c',
+        listener: 'a',
+        dialler: 'b',
+        diallerNonce: '0123456789abcdef0123456789abcdef',
+      };
+      const lines = settingsRefusalHeaders(answering, 'leaseMs=1000', 'leaseMs', secret);
+      const headers = Object.fromEntries(
+        lines.map((line) => {
+          const at = line.indexOf(': ');
+          return [line.slice(0, at), line.slice(at + 2)];
+        }),
+      );
+      assert.equal(headers[HANDSHAKE_HEADERS.refused], 'leaseMs');
+      assert.deepEqual(verifySettingsRefusal(headers, answering, secret), { leaseMs: '1000' });
+      const other = Buffer.from('another secret of 16+ bytes');
+      assert.equal(verifySettingsRefusal(headers, answering, other), null);
+      assert.equal(
+        verifySettingsRefusal(headers, { ...answering, diallerNonce: 'f'.repeat(32) }, secret),
+        null,
+      );
+      const forged = { ...headers, [HANDSHAKE_HEADERS.settings]: 'leaseMs=5' };
+      assert.equal(verifySettingsRefusal(forged, answering, secret), null);
+      // A welcome proof for the same dial never passes for a settings refusal.
+      const welcome = listenerProof({ ...answering, listenerInstance: 'fedcba9876543210' }, secret);
+      const swapped = { ...headers, [HANDSHAKE_HEADERS.proof]: welcome };
+      assert.equal(verifySettingsRefusal(swapped, answering, secret), null);
     });
 
     it('never fills the nonce cache with unauthenticated handshakes', function () {
