@@ -77,6 +77,8 @@ export class LeaseMachine {
   #termFloor = 0;
   #announced: { owner: Owner; term: number } | null = null;
   #persisted: LeaseRecord;
+  /** The last Prepare of another proposer, to time its round trip when its Accept arrives. */
+  #lastPrepare: { readonly ballot: Ballot; readonly at: number } | null = null;
   /** Started without storage: what it must learn before it votes; null once known. */
   #recovery: TermRecovery | null;
 
@@ -241,6 +243,7 @@ export class LeaseMachine {
     switch (message.type) {
       case 'lease.prepare': {
         proposer.see(message.ballot.round);
+        if (from !== this.config.id) this.#lastPrepare = { ballot: message.ballot, at: now };
         const reply = this.#acceptor.onPrepare(message.ballot, now);
         if (reply?.type === 'lease.promise' && from !== this.config.id) proposer.yieldTo(now);
         this.#reply(from, reply, out);
@@ -248,6 +251,11 @@ export class LeaseMachine {
       }
       case 'lease.accept': {
         proposer.see(message.ballot.round);
+        const prepared = this.#lastPrepare;
+        if (from !== this.config.id && ballotEquals(prepared?.ballot ?? null, message.ballot)) {
+          proposer.noteRoundTrip(now - (prepared?.at ?? now));
+          this.#lastPrepare = null;
+        }
         const { value } = message;
         // A renewal's Accept (term below its round) is evidence its owner was elected.
         if (value.term < message.ballot.round) {
@@ -308,6 +316,9 @@ export class LeaseMachine {
       case 'lease.recovery': {
         const recovery = this.#recovery;
         if (recovery === null || message.incarnation !== this.#owner.incarnation) break;
+        // The first round trip this node sees: its campaign waits are sized by it.
+        const askedAt = recovery.askedAt;
+        if (askedAt !== null) proposer.noteRoundTrip(now - askedAt);
         recovery.answer(from, message.maxRound, message.recovered);
         if (recovery.complete) this.#recover(recovery, out);
         break;
@@ -345,6 +356,7 @@ export class LeaseMachine {
     if (term < this.#termFloor) return;
     this.#termFloor = term;
     this.#acceptor.termSeen = term;
+    this.#proposer.noteLeader(owner.node);
     this.#proposer.seeTerm(term);
     this.#view = { owner, term, until: now + this.config.leaseMs, ballot };
   }
@@ -390,6 +402,7 @@ export class LeaseMachine {
     this.#route(out, now);
     for (const e of out.events) {
       if (e.type === 'elected') {
+        this.#proposer.noteLeader(this.config.id);
         this.#termFloor = Math.max(this.#termFloor, e.term);
         this.#acceptor.termSeen = this.#termFloor;
         this.#view = {

@@ -1,4 +1,10 @@
-import { adoptable, ballotEquals, compareBallots, type Ballot } from '../paxos/ballot.js';
+import {
+  adoptable,
+  ballotEquals,
+  compareBallots,
+  ROUND_LIMIT,
+  type Ballot,
+} from '../paxos/ballot.js';
 import { earliest } from '../paxos/output.js';
 import { majority } from '../paxos/quorum.js';
 import type { Rng } from '../random.js';
@@ -82,11 +88,20 @@ export class LeaseProposer {
   #votersTerm = 0;
   readonly #released = new Map<NodeId, Released>();
   #stopped = false;
+  /** The node that last led, as far as this node knows: campaign waits are ranked after it. */
+  #lastLeader: NodeId | null = null;
+  /** Round trip seen between another proposer's Prepare and its Accept (moving average). */
+  #roundTripMs: number;
+  #measured = false;
+  /** Every voter, in one order all nodes agree on. */
+  readonly #ordered: readonly NodeId[];
 
   constructor(config: LeaseProposerConfig, restoredMaxRound: number) {
     this.#config = config;
     this.#others = config.peers.filter((p) => p !== config.owner.node);
     this.#quorum = majority(config.peers.length);
+    this.#roundTripMs = config.leaseMs / 16;
+    this.#ordered = [...config.peers].sort();
     this.see(restoredMaxRound);
   }
 
@@ -148,7 +163,7 @@ export class LeaseProposer {
       this.#nextAttemptAt = null;
       return;
     }
-    this.#nextAttemptAt ??= now + this.#config.rng.next() * this.#campaignJitterMs();
+    this.#nextAttemptAt ??= now + this.campaignWaitMs();
     if (now >= this.#nextAttemptAt) this.startRound(now, false, out);
   }
 
@@ -176,7 +191,13 @@ export class LeaseProposer {
    */
   startRound(now: number, renewal: boolean, out: Sink): void {
     const t0 = now;
-    const ballot = this.makeBallot(this.#maxRound + 1);
+    // After a failed round, climb further, by the rank and a random step: a node ranked before
+    // this one whose own Prepares do not get through goes first every time, and the rounds its
+    // acceptor reports would otherwise refuse ours in lockstep, round after round.
+    const n = this.#ordered.length;
+    const skip =
+      renewal || this.#failures === 0 ? 0 : this.#rank() + Math.floor(this.#config.rng.next() * n);
+    const ballot = this.makeBallot(Math.min(this.#maxRound + 1 + skip, ROUND_LIMIT));
     this.see(ballot.round);
     this.#highest = ballot;
     this.#round = {
@@ -449,10 +470,65 @@ export class LeaseProposer {
       );
     }
     this.#failures++;
-    // Randomised exponential backoff with full jitter; its range (≥ L/8) is larger than a
-    // round trip under the liveness assumption (one-way delays ≤ L/16), so duels end quickly.
-    const cap = Math.min(leaseMs, (leaseMs / 8) * 2 ** Math.min(this.#failures - 1, 3));
-    this.#nextAttemptAt = now + rng.next() * cap;
+    // Ranked, then jittered over a slot that doubles with each failure: the nodes that collided
+    // go again a slot apart, so a duel rarely repeats.
+    this.#nextAttemptAt = now + this.retryWaitMs(this.#failures);
+  }
+
+  /** The wait after `failures` failed or blocked rounds in a row (see #fail). */
+  protected retryWaitMs(failures: number): number {
+    const slot = this.#slotMs();
+    const jitter = this.#config.rng.next() * slot * 2 ** Math.min(failures - 1, 3);
+    return Math.min(this.#config.leaseMs, this.#rank() * slot + jitter);
+  }
+
+  /** Who led last (this node included): the next campaigns are ranked after it. */
+  noteLeader(node: NodeId): void {
+    this.#lastLeader = node;
+  }
+
+  /** A round trip seen between another proposer's Prepare and its Accept for one ballot. */
+  noteRoundTrip(ms: number): void {
+    if (!(ms >= 0 && ms < this.#config.leaseMs)) return;
+    // The first sample replaces the guess; later ones move a quarter of the way.
+    this.#roundTripMs = this.#measured ? 0.75 * this.#roundTripMs + 0.25 * ms : ms;
+    this.#measured = true;
+  }
+
+  /**
+   * The first wait before campaigning, once no live lease of another owner is known: a slot per
+   * rank plus a jitter of half a slot. Ranks follow the last leader in one order every node
+   * shares, so when a leader dies its successors start a slot apart instead of all within one
+   * window (windows about a round long let seven rounds collide among five proposers).
+   */
+  protected campaignWaitMs(): number {
+    const slot = this.#slotMs();
+    return this.#rank() * slot + this.#config.rng.next() * (slot / 2);
+  }
+
+  /**
+   * Twice the round trip seen (long enough for a higher rank's Prepare to arrive and be
+   * promised, which makes this node yield), plus what clocks drifting apart by 2ρ do to the
+   * moments the nodes' holds lapse: at least L/50, at most L/4.
+   */
+  #slotMs(): number {
+    const { leaseMs: L, maxClockDrift: rho } = this.#config;
+    return Math.min(L / 4, Math.max(L / 50, 2 * this.#roundTripMs + 2 * rho * L));
+  }
+
+  /**
+   * 0 for the node right after the last leader in the shared order, 1 for the next, and so on;
+   * the last leader itself comes last (it lost its lease: it may be the one cut off). A node
+   * that knows of no leader yet ranks by its place in the order (a first start: n1 goes first).
+   */
+  #rank(): number {
+    const order = this.#ordered;
+    const self = this.#config.owner.node;
+    const n = order.length;
+    const last = this.#lastLeader === null ? -1 : order.indexOf(this.#lastLeader);
+    if (last >= 0 && order[last] === self) return n - 1;
+    const index = order.indexOf(self);
+    return (((index - last - 1) % n) + n) % n;
   }
 
   /**
@@ -496,9 +572,5 @@ export class LeaseProposer {
 
   #roundTimeoutMs(): number {
     return this.#config.leaseMs / 4;
-  }
-
-  #campaignJitterMs(): number {
-    return this.#config.leaseMs / 10;
   }
 }

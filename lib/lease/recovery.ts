@@ -57,6 +57,11 @@ export class TermRecovery {
     return now >= this.#nextAskAt;
   }
 
+  /** When the question last went out. */
+  get askedAt(): number | null {
+    return this.#asked ? this.#nextAskAt - this.#config.retryMs : null;
+  }
+
   /** The nodes to ask now; the next time is a retry interval later. */
   ask(now: number): readonly NodeId[] {
     this.#nextAskAt = now + this.#config.retryMs;

@@ -78,20 +78,32 @@ function driftRun(o: {
 }
 
 describe('named fault schedules', () => {
-  it('duelling proposers: campaigns that cross end with one leader', () => {
-    let duels = 0;
-    for (let seed = 1; seed <= 20; seed++) {
-      // Delays of a tenth of the lease: rounds take long enough that campaigns cross.
-      const s = new Scenario({ ids: ['a', 'b', 'c'], seed, delayMs: L / 20 });
-      s.start();
-      const leader = awaitLeader(s);
-      const campaigners = new Set(s.sent.filter(is('lease.prepare')).map((w) => w.from));
-      if (campaigners.size > 1) duels++;
-      s.run(10 * L);
-      assert.deepEqual(s.leaders(), [leader], `seed ${seed}: the winner keeps the lease`);
-      s.assertSafe();
-    }
-    assert.ok(duels >= 5, `only ${duels} of 20 seeds duelled`);
+  it('duelling proposers: campaigns that cross end with one leader; ranked waits keep them apart', () => {
+    const duelsOf = (factory?: Factory): number => {
+      let duels = 0;
+      for (let seed = 1; seed <= 20; seed++) {
+        // Delays of a twentieth of the lease: rounds take long enough that campaigns cross.
+        const s = new Scenario({
+          ids: ['a', 'b', 'c'],
+          seed,
+          delayMs: L / 20,
+          ...(factory ? { factory } : {}),
+        });
+        s.start();
+        const leader = awaitLeader(s);
+        const campaigners = new Set(s.sent.filter(is('lease.prepare')).map((w) => w.from));
+        if (campaigners.size > 1) duels++;
+        s.run(10 * L);
+        assert.deepEqual(s.leaders(), [leader], `seed ${seed}: the winner keeps the lease`);
+        s.assertSafe();
+      }
+      return duels;
+    };
+    // One shared window for everyone: campaigns cross often, and still end with one leader.
+    const narrow = duelsOf(LEASE_MUTANTS.narrowWaits);
+    assert.ok(narrow >= 5, `only ${narrow} of 20 seeds duelled with one window for all`);
+    // Waits ranked a slot apart: the first campaign wins before the next one starts.
+    assert.equal(duelsOf(), 0);
   });
 
   it('one-way partition of the leader: it hears nothing back, lapses, and a successor follows', () => {

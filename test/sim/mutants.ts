@@ -77,6 +77,26 @@ export class NoDriftProposer extends LeaseProposer {
   }
 }
 
+/**
+ * The waits before campaigning as they were: one jittered window of L/10 for everyone, and a
+ * backoff starting at L/8, about one round long each, so duels among four or five proposers
+ * repeat (a leader 2.08 L after the heal was seen). Not unsafe: caught by the liveness bound.
+ */
+export class NarrowWaitsProposer extends LeaseProposer {
+  readonly #config: LeaseProposerConfig;
+  constructor(config: LeaseProposerConfig, maxRound: number) {
+    super(config, maxRound);
+    this.#config = config;
+  }
+  protected override campaignWaitMs(): number {
+    return this.#config.rng.next() * (this.#config.leaseMs / 10);
+  }
+  protected override retryWaitMs(failures: number): number {
+    const L = this.#config.leaseMs;
+    return this.#config.rng.next() * Math.min(L, (L / 8) * 2 ** Math.min(failures - 1, 3));
+  }
+}
+
 /** Believes L·(1−ρ) − margin: allows for its own slow clock, not for a fast acceptor's. */
 export class HalfDriftProposer extends LeaseProposer {
   readonly #config: LeaseProposerConfig;
@@ -214,6 +234,7 @@ export const LEASE_MUTANTS = {
   noIncarnation: machineWith({ proposer: NoIncarnationProposer }),
   noTermRecovery: (config, restored) => new NoTermRecoveryMachine(config, restored),
   noFreshTerm: machineWith({ proposer: NoFreshTermProposer }),
+  narrowWaits: machineWith({ proposer: NarrowWaitsProposer }),
   votesWhileSilent: machineWith({ acceptor: VotesWhileSilentAcceptor }),
   releaseIgnoresBallot: machineWith({ acceptor: ReleaseIgnoresBallotAcceptor }),
   halfDrift: machineWith({ proposer: HalfDriftProposer }),

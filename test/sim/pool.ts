@@ -30,6 +30,8 @@ export interface SeedSummary {
   readonly traceHash: string;
   readonly replay: string;
   readonly events: number;
+  /** Lease periods from the heal to the first leader (null: none). */
+  readonly healToLeader: number | null;
   readonly ms: number;
 }
 

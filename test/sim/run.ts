@@ -230,13 +230,20 @@ function printTotals(profile: ProfileName, results: readonly SeedSummary[]): voi
     events += s.events;
     busy += s.counts.busyWakeups;
   }
+  const heal = results
+    .map((s) => s.healToLeader)
+    .filter((x): x is number => x !== null)
+    .sort((a, b) => a - b);
+  const at = (q: number): string =>
+    (heal[Math.min(heal.length - 1, Math.floor(q * heal.length))] ?? 0).toFixed(3);
   const faultText = Object.entries(faults)
     .map(([k, v]) => `${k}=${v}`)
     .join(' ');
   stdout.write(
     `profile=${profile} seeds=${results.length} ${faultText} leaderChanges=${leaderChanges} ` +
       `elections=${elections} actions=${actions} decreesChosen=${decrees} ` +
-      `messages=${messages} events=${events} busyWakeups=${busy}\n`,
+      `messages=${messages} events=${events} busyWakeups=${busy} ` +
+      `healToLeaderL(p50/p99/max)=${at(0.5)}/${at(0.99)}/${at(1)}\n`,
   );
 }
 

@@ -4,7 +4,9 @@ import { runSeeds, type SeedJob, type SeedSummary } from './pool.js';
 
 /**
  * The simulator's share of CI: 500 seeds of every fault at once on 3- and 5-node clusters, and a
- * smaller share of each named profile, 200 lease periods each, with zero violations. The
+ * smaller share of every named profile, 200 lease periods each, with zero violations (the
+ * liveness invariants included: a leader within two lease periods of the heal, every running
+ * node naming it an eighth of a lease later). The
  * minimums below keep "all faults on" honest: a change that quietly stops injecting a fault (or
  * stops leaders from changing) fails here instead of passing on an easy run.
  */
@@ -18,6 +20,11 @@ const NAMED_SEEDS: Partial<Record<ProfileName, number>> = {
   drift: 100,
   partitions: 100,
   staleAccepts: 60,
+  restarts: 60,
+  slowVotes: 40,
+  lateReplies: 30,
+  driftCuts: 30,
+  duels: 100,
 };
 
 /** Per-seed averages each fault must reach over the default share (about half of what it does). */

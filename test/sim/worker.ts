@@ -58,6 +58,7 @@ export async function runJob(job: SeedJob): Promise<SeedSummary> {
     traceHash: result.traceHash,
     replay: result.replay,
     events: result.events,
+    healToLeader: result.healToLeader,
     ms: performance.now() - started,
   };
 }

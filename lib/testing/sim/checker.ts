@@ -140,6 +140,13 @@ export class Checker {
     return deadline === null ? null : deadline + this.#config.leaseMs / 8;
   }
 
+  /** How long after the last heal the first leader came, in true ms (null: none yet). */
+  get healToLeaderMs(): number | null {
+    const heal = this.#healAt;
+    const leader = this.#leaderAfterHeal;
+    return heal === null || leader === null ? null : leader - heal;
+  }
+
   /** Whether `owner` believes it holds the lease at true instant `t`. */
   believes(owner: string, t: number): boolean {
     const b = this.#beliefs.get(owner);

@@ -13,6 +13,7 @@ export const PROFILES = [
   'slowVotes',
   'lateReplies',
   'driftCuts',
+  'duels',
 ] as const;
 
 export type ProfileName = (typeof PROFILES)[number];
@@ -55,6 +56,11 @@ export interface FaultRates {
    * of two leaders then.
    */
   readonly staleAcceptTrap: number;
+  /**
+   * 1: the leader crashes at the heal (and restarts at once, silent), so every other node
+   * campaigns as soon as the lease it last heard of lapses, all at about the same time.
+   */
+  readonly crashLeaderAtHeal: number;
 }
 
 export const NO_FAULTS: FaultRates = Object.freeze({
@@ -71,6 +77,7 @@ export const NO_FAULTS: FaultRates = Object.freeze({
   stallAfterSend: 0,
   keepStorage: 0.5,
   staleAcceptTrap: 0,
+  crashLeaderAtHeal: 0,
 });
 
 /** Everything one run is made of, drawn from its seed (and the few options given). */
@@ -129,6 +136,8 @@ export function deriveParams(options: ParamOptions): SimParams {
   const preferredIndex = Math.floor(rng.next() * nodes);
   const rates = drawRates(rng, profile);
   let leaseMs = Math.round(100 * 300 ** logLease);
+  let maxDelayMs: number;
+  let minDelayMs: number;
   let maxClockDrift = rhoDraw < 0.7 ? 0.01 : rhoDraw < 0.85 ? 0.05 : 0.001;
   let drift: SimParams['drift'] = 'mixed';
   if (profile === 'drift' || profile === 'driftCuts') {
@@ -139,8 +148,14 @@ export function deriveParams(options: ParamOptions): SimParams {
     maxClockDrift = rhoDraw < 0.5 ? 0.01 : 0.05;
   }
   const marginMs = 10;
-  const maxDelayMs = (leaseMs / 16) * delayScale;
-  const minDelayMs = maxDelayMs * minDelayShare;
+  if (profile === 'duels') {
+    // One-way delays at the bound of the liveness assumption: a round takes up to L/4.
+    maxDelayMs = leaseMs / 16;
+    minDelayMs = leaseMs / 32;
+  } else {
+    maxDelayMs = (leaseMs / 16) * delayScale;
+    minDelayMs = maxDelayMs * minDelayShare;
+  }
   const preferredLeader = preferredDraw < 0.3 ? `n${preferredIndex + 1}` : null;
   const periods = Math.max(10, Math.floor(options.periods ?? DEFAULT_PERIODS));
   const quietPeriods = profile === 'quiet' ? periods : Math.max(6, Math.ceil(periods / 20));
@@ -178,8 +193,9 @@ function drawRates(rng: Rng, profile: ProfileName): FaultRates {
     keepStorage: 0.2 + 0.6 * rng.next(),
     slow: logUniform(rng, 0.01, 0.06),
     stallAfterSend: logUniform(rng, 0.001, 0.01),
-    // Not drawn: only the profile aimed at it sets it.
+    // Not drawn: only the profiles aimed at them set these.
     staleAcceptTrap: 0,
+    crashLeaderAtHeal: 0,
   };
   switch (profile) {
     case 'default':
@@ -257,6 +273,10 @@ function drawRates(rng: Rng, profile: ProfileName): FaultRates {
         oneWay: base.oneWay * 3,
         crash: base.crash / 2,
       };
+    case 'duels':
+      // The leader dies at the heal on a slow network, and its successors all campaign as its
+      // lease lapses: how quickly their duel ends is what the liveness bound then measures.
+      return { ...base, crashLeaderAtHeal: 1 };
     default: {
       const never: never = profile;
       throw new Error(`unknown profile ${String(never)}`);

@@ -110,6 +110,8 @@ export interface SimResult {
   readonly trace: string[] | null;
   /** Simulated events processed. */
   readonly events: number;
+  /** How long after the heal the first leader came, in lease periods (null: none). */
+  readonly healToLeader: number | null;
 }
 
 /** Runs one seed and returns what happened. Deterministic: a function of the options alone. */
@@ -366,6 +368,8 @@ class Simulation {
       violations: this.#checker.violations,
       violationCount: [...this.#checker.found.values()].reduce((a, b) => a + b, 0),
       counts: this.#counts,
+      healToLeader:
+        this.#checker.healToLeaderMs === null ? null : this.#checker.healToLeaderMs / p.leaseMs,
       traceHash: this.#hash.digest('hex'),
       replay: replayCommand(p, this.#opts.variant),
       trace: this.#trace,
@@ -1065,6 +1069,8 @@ class Simulation {
     for (const node of this.#nodes) {
       if (node.up && node.stalledUntil > 0) this.#endStall(node, t);
     }
+    const leader = this.#nodes[this.#leaderNode];
+    if (this.#p.rates.crashLeaderAtHeal > 0 && leader?.up === true) this.#crash(leader, t, 'crash');
     for (const node of this.#nodes) {
       if (!node.up) this.#start(node, t, this.#faultRng.next() < this.#p.rates.keepStorage);
     }
