@@ -21,6 +21,9 @@ export interface RunLine {
   readonly leaderId?: string | null;
   readonly isLeader?: boolean;
   readonly reason?: string | null;
+  /** On a `stopped` line: the successor its Release named, and whether it heard of its election. */
+  readonly successor?: string | null;
+  readonly successorElected?: boolean | null;
 }
 
 export interface LeaderInterval {
