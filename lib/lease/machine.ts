@@ -162,7 +162,9 @@ export class LeaseMachine {
         throw new InvariantError(`unknown input ${JSON.stringify(never)}`);
       }
     }
-    return this.#finish(now, out);
+    this.#finish(now, out);
+    if (input.type === 'message') this.#relayRelease(input.from, input.message, out);
+    return out;
   }
 
   /**
@@ -257,6 +259,11 @@ export class LeaseMachine {
           this.#lastPrepare = null;
         }
         const { value } = message;
+        // Its owner has released this ballot: the Accept was overtaken by the Release on the
+        // way (or came round by a slower path). Accepting it now would hold, for a whole lease,
+        // a value its owner no longer believes in and will never renew, and block the
+        // successor's round (A2). Declining an Accept is always safe.
+        if (proposer.released(value.owner, message.ballot)) break;
         // A renewal's Accept (term below its round) is evidence its owner was elected.
         if (value.term < message.ballot.round) {
           this.#learn(value.owner, value.term, message.ballot, now);
@@ -339,6 +346,29 @@ export class LeaseMachine {
         const never: never = message;
         throw new InvariantError(`unknown lease message ${JSON.stringify(never)}`);
       }
+    }
+  }
+
+  /**
+   * The named successor passes the Release it got from the old leader on to the other voters,
+   * after its own Prepares. A voter whose copy from the old leader comes late (that leader's
+   * process paused between its sends) or never (a link down) would otherwise still hold the
+   * old lease when the successor's Accept arrives, refuse it (A2), and stall the handoff for a
+   * round timeout. On each link the relayed Release goes ahead of the successor's Accept. It is
+   * the old leader's own Release, sent after it stopped believing (P5): one more copy of it,
+   * which the protocol tolerates like any duplicate.
+   */
+  #relayRelease(from: NodeId, message: LeaseMessage, out: LeaseOutput): void {
+    if (
+      message.type !== 'lease.release' ||
+      message.successor !== this.config.id ||
+      from !== message.owner.node ||
+      ownerEquals(message.owner, this.#owner)
+    ) {
+      return;
+    }
+    for (const to of this.config.peers) {
+      if (to !== this.config.id && to !== from) out.send.push({ to, message });
     }
   }
 

@@ -294,6 +294,12 @@ export class LeaseProposer {
       successor === self.node ? now : now + leaseMs / 4 + rng.next() * (leaseMs / 8);
   }
 
+  /** Whether `owner` released `ballot`: a Release of its covering that ballot arrived here. */
+  released(owner: Owner, ballot: Ballot): boolean {
+    const known = this.#released.get(owner.node);
+    return known?.incarnation === owner.incarnation && compareBallots(ballot, known.ballot) <= 0;
+  }
+
   /**
    * Ends this proposer. With `release`, belief ends first, then the Release goes out naming the
    * highest ballot ever sent (a renewal in flight included) and a successor.

@@ -5,11 +5,12 @@ import {
   PROTOCOL_VERSION,
   type ProtocolMessage,
 } from '../codec/messages.js';
-import type { InvalidMessageError } from '../errors.js';
+import { InvariantError, type InvalidMessageError } from '../errors.js';
 import { errorFields } from '../logger.js';
 import type { Storage } from '../storage.js';
 import type { Transport } from '../transport.js';
 import type { NodeId, Output } from '../types.js';
+import { CONFLICT_WINDOW_MS, IncarnationTracker, LOG_INTERVAL_MS } from './incarnations.js';
 import type { NodeLogger } from './logger.js';
 import type { InvalidFrameReason, NodeCounters } from './stats.js';
 
@@ -76,8 +77,8 @@ export class Driver<M extends ProtocolMessage, R, E> {
   #pending: Promise<void> | null = null;
   #queued = 0;
   #halted = false;
-  /** Per peer: the latest incarnation seen, and the ones it replaced. */
-  readonly #incarnations = new Map<NodeId, { current: string; older: Set<string> }>();
+  /** Per peer: its current incarnation and the few it replaced last (bounded). */
+  readonly #incarnations = new IncarnationTracker();
 
   constructor(machine: PureMachine<M, R, E>, options: DriverOptions<M, R, E>) {
     this.#machine = machine;
@@ -91,6 +92,11 @@ export class Driver<M extends ProtocolMessage, R, E> {
 
   get halted(): boolean {
     return this.#halted;
+  }
+
+  /** How many incarnations of peers are remembered (bounded by the number of peers). */
+  get incarnationsTracked(): number {
+    return this.#incarnations.size;
   }
 
   /** Subscribes to the transport; call `begin` once the transport has started. */
@@ -185,26 +191,47 @@ export class Driver<M extends ProtocolMessage, R, E> {
 
   /**
    * One id in two live processes is an operator error outside the fault model: it adds a voter.
-   * A frame under an incarnation that a newer one already replaced is its likely sign (or a
-   * frame delayed across a restart), so it is counted and logged loudly.
+   * Its sign is frames of that peer going back and forth between two incarnations, several times
+   * within a short window: that is counted and logged at error (at most once a minute per
+   * peer). A new incarnation that goes on is a restart (info); a single frame under another
+   * incarnation (a stray, or one delayed across a restart) is counted and nothing more.
    */
   #noteIncarnation(peer: NodeId, incarnation: string): void {
-    const known = this.#incarnations.get(peer);
-    if (known === undefined) {
-      this.#incarnations.set(peer, { current: incarnation, older: new Set() });
-      return;
+    const { counters, log, clock } = this.#options;
+    const note = this.#incarnations.note(peer, incarnation, clock.now());
+    switch (note.type) {
+      case 'same':
+        return;
+      case 'restart':
+        if (note.log !== null && log.enabled('info')) {
+          log.info(
+            { peer, incarnation, previous: note.previous, suppressed: note.log.suppressed },
+            'a peer runs under a new incarnation (it restarted)',
+          );
+        }
+        return;
+      case 'returned':
+        counters.staleIncarnations += 1;
+        if (!note.conflict) return;
+        counters.incarnationConflicts += 1;
+        if (note.log !== null) {
+          log.error(
+            {
+              peer,
+              incarnations: [incarnation, note.replaced],
+              windowMs: CONFLICT_WINDOW_MS,
+              suppressed: note.log.suppressed,
+              intervalMs: LOG_INTERVAL_MS,
+            },
+            'frames of one peer alternate between two incarnations: is one node id running in two processes?',
+          );
+        }
+        return;
+      default: {
+        const never: never = note;
+        throw new InvariantError(`unknown incarnation note ${JSON.stringify(never)}`);
+      }
     }
-    if (known.current === incarnation) return;
-    if (known.older.has(incarnation)) {
-      this.#options.counters.staleIncarnations += 1;
-      this.#options.log.error(
-        { peer, incarnation, current: known.current },
-        'a frame from an earlier incarnation of a peer: is one node id running in two processes?',
-      );
-      return;
-    }
-    known.older.add(known.current);
-    known.current = incarnation;
   }
 
   #apply(out: Output<M, R, E>, now: number): void {

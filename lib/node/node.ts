@@ -316,7 +316,7 @@ export class SynodNode extends EventEmitter<NodeEvents> {
         const elected = successor === null ? null : await this.#successorElected();
         if (this.#is('stopping')) {
           this.#state = 'stopped';
-          this.#log.info({ released: ended, successorElected: elected }, 'stopped');
+          this.#log.info({ released: ended, successor, successorElected: elected }, 'stopped');
         }
       }
     } else if (this.#state === 'new') {

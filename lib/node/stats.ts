@@ -53,8 +53,16 @@ export interface NodeStats {
   readonly storageSaves: number;
   /** Timer wake-ups of the protocol. */
   readonly wakeups: number;
-  /** Frames from a peer id under an incarnation older than one already seen from it. */
+  /**
+   * Frames from a peer id under an incarnation it had lately replaced (a stray frame, one
+   * delayed across a restart, or one id in two processes).
+   */
   readonly staleIncarnations: number;
+  /**
+   * Of those, frames that went back and forth between two incarnations of one peer, several
+   * times within a short window: one node id runs in two processes.
+   */
+  readonly incarnationConflicts: number;
   /** The transport's own counters (`null` before the node was created with one). */
   readonly transport: TransportStats | null;
 }
@@ -76,5 +84,6 @@ export function nodeCounters(): NodeCounters {
     storageSaves: 0,
     wakeups: 0,
     staleIncarnations: 0,
+    incarnationConflicts: 0,
   };
 }

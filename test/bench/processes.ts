@@ -13,8 +13,12 @@ import { summarize, type Summary } from './stats.js';
  * and a renewal since), then for a random fraction of the renewal period, and then either kills
  * the leader (SIGKILL) or asks it to stop (SIGTERM, a graceful `stop()`). Failover runs from the
  * kill to the successor's `onLeader`; handoff from the old leader's `stop()` call to the
- * successor's `onLeader`. The process is then started again for the next trial. At the end
- * every process's lines go through the leadership checker.
+ * successor's `onLeader`. For a stop it also takes when `stop()` resolved (the old leader
+ * writes it, with the successor its Release named), against the successor's `onLeader`, and
+ * whether the named successor won at once: before `leaseMs/4` had passed, the earliest another
+ * node may campaign and the latest its own first round can end. The process is then started
+ * again for the next trial. At the end every process's lines go through the leadership
+ * checker.
  *
  * Before each trial the bench also times one WebSocket echo to a process of its own after an
  * idle gap: the round trip between processes on this machine at that moment, in the state a
@@ -35,6 +39,20 @@ export interface ProcessBenchResult {
   readonly failoverMs: Summary | null;
   /** ms from the old leader's stop() to the successor's onLeader. */
   readonly handoffMs: Summary;
+  /** ms from the old leader's stop() call until it resolved. */
+  readonly stopMs: Summary;
+  /**
+   * ms from the successor's onLeader until the old leader's stop() resolved, over the stops
+   * that heard of the election (negative when it resolved first: the onLeader line comes just
+   * after the election notice goes out).
+   */
+  readonly stopAfterElectedMs: Summary;
+  /** Stops that heard of no election and resolved at the end of their wait (leaseMs/4). */
+  readonly stopsGaveUp: number;
+  /** Stops won by the successor the Release named, within leaseMs/4 of the stop() call. */
+  readonly namedWonAtOnce: number;
+  /** The other stops: who was named, who won, and when. */
+  readonly otherStops: readonly string[];
   /** ms: a WebSocket round trip to another process, after an idle gap. */
   readonly rttMs: Summary;
   /** What the leadership checker found (two leaders, actions outside a lease): nothing, we hope. */
@@ -94,6 +112,10 @@ export async function measureProcesses(options: ProcessBenchOptions): Promise<Pr
   const cluster = await ProcessCluster.create({ size: 3, leaseMs });
   const failovers: number[] = [];
   const handoffs: number[] = [];
+  const stops: number[] = [];
+  const stopsAfterElected: number[] = [];
+  let stopsGaveUp = 0;
+  const otherStops: string[] = [];
   const rtts: number[] = [];
   const echo = await EchoClient.toProcess();
   try {
@@ -116,7 +138,22 @@ export async function measureProcesses(options: ProcessBenchOptions): Promise<Pr
       if (graceful) {
         const stopping = cluster.lines.find((l) => l.run === leader.run && l.type === 'stopping');
         if (stopping === undefined) throw new Error(`${leader.id} did not report its stop`);
-        handoffs.push(next.t - stopping.t);
+        const handoff = next.t - stopping.t;
+        handoffs.push(handoff);
+        await cluster.exited(leader.id);
+        const stopped = await cluster.waitFor(
+          `${leader.id} to report that its stop() resolved`,
+          () => cluster.lines.find((l) => l.run === leader.run && l.type === 'stopped'),
+          1000,
+        );
+        stops.push(stopped.t - stopping.t);
+        if (stopped.successorElected === true) stopsAfterElected.push(stopped.t - next.t);
+        else stopsGaveUp += 1;
+        if (stopped.successor !== next.id || handoff >= leaseMs / 4) {
+          otherStops.push(
+            `named ${String(stopped.successor)}, won by ${next.id} after ${handoff.toFixed(1)} ms`,
+          );
+        }
       } else {
         failovers.push(next.t - signalledAt);
       }
@@ -128,6 +165,13 @@ export async function measureProcesses(options: ProcessBenchOptions): Promise<Pr
     return {
       failoverMs: failovers.length > 0 ? summarize(failovers) : null,
       handoffMs: summarize(handoffs),
+      stopMs: summarize(stops),
+      stopAfterElectedMs: summarize(
+        stopsAfterElected.length > 0 ? stopsAfterElected : [Number.NaN],
+      ),
+      stopsGaveUp,
+      namedWonAtOnce: stops.length - otherStops.length,
+      otherStops,
       rttMs: summarize(rtts),
       violations: checkLeadership(cluster.lines),
       actions: cluster.lines.filter((l) => l.type === 'action').length,

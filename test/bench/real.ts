@@ -18,7 +18,7 @@ const IN_PROCESS_HANDOFFS = 20;
 /** Processes: leaseMs, leader kills, graceful stops. */
 const PROCESS_LEASE_MS = 500;
 const KILLS = 24;
-const STOPS = 24;
+const STOPS = 100;
 /** Graceful stops traced frame by frame, for the breakdown of a handoff. */
 const HANDOFF_TRACES = 24;
 
@@ -27,10 +27,71 @@ export const ROUND_RATIO_TARGET = 5;
 const FAILOVER_P50_TARGET = 1.0;
 const FAILOVER_P99_TARGET = 1.2;
 const HANDOFF_P50_TARGET_MS = 5;
+/**
+ * A stop resolves within a few one-way delays of its successor's election: the notice of the
+ * election (one delay), the old leader waking, closing its transport and resolving. 20 ms is
+ * some forty one-way delays between idle processes here, and still far below the `leaseMs/4`
+ * (125 ms) the old leader waits at most when it hears of no election.
+ */
+const STOP_AFTER_ELECTED_P99_TARGET_MS = 20;
+/** Stops the named successor must win in one round, per hundred. */
+const NAMED_WINS_PER_100_TARGET = 99;
 
 export interface RealCheck {
   readonly name: string;
   readonly pass: boolean;
+}
+
+/** Graceful stops between processes: when stop() resolved, and who won. */
+export interface StopFigures {
+  readonly count: number;
+  /** stop() called until it resolved, ms. */
+  readonly stopMs: Summary;
+  /** The successor's onLeader until the old leader's stop() resolved, ms (stops that heard it). */
+  readonly stopAfterElectedMs: Summary;
+  /** Stops that heard of no election: they resolved at the end of their leaseMs/4 wait. */
+  readonly gaveUp: number;
+  /** p99 over every stop, one that gave up counting as too late. */
+  readonly stopAfterElectedP99: number;
+  /** Stops won by the named successor within leaseMs/4 (one round). */
+  readonly namedWonAtOnce: number;
+  readonly otherStops: readonly string[];
+}
+
+function stopFigures(p: {
+  stopMs: Summary;
+  stopAfterElectedMs: Summary;
+  stopsGaveUp: number;
+  namedWonAtOnce: number;
+  otherStops: readonly string[];
+}): StopFigures {
+  // A stop that heard of no election is later than any target: rank it last.
+  const heard = p.stopAfterElectedMs.count - (Number.isNaN(p.stopAfterElectedMs.min) ? 1 : 0);
+  const rank = Math.ceil(0.99 * (heard + p.stopsGaveUp));
+  const p99 = rank > heard ? Number.POSITIVE_INFINITY : p.stopAfterElectedMs.p99;
+  return {
+    count: p.stopMs.count,
+    stopMs: roundSummary(p.stopMs),
+    stopAfterElectedMs: roundSummary(p.stopAfterElectedMs),
+    gaveUp: p.stopsGaveUp,
+    stopAfterElectedP99: round(p99),
+    namedWonAtOnce: p.namedWonAtOnce,
+    otherStops: p.otherStops,
+  };
+}
+
+/** The two checks on graceful stops. */
+function stopChecks(s: StopFigures): RealCheck[] {
+  return [
+    {
+      name: `processes: stop() resolves within ${STOP_AFTER_ELECTED_P99_TARGET_MS} ms of the successor's election (p99)`,
+      pass: s.stopAfterElectedP99 <= STOP_AFTER_ELECTED_P99_TARGET_MS,
+    },
+    {
+      name: `processes: the named successor wins in one round in ≥ ${NAMED_WINS_PER_100_TARGET} of 100 stops`,
+      pass: s.namedWonAtOnce * 100 >= NAMED_WINS_PER_100_TARGET * s.count,
+    },
+  ];
 }
 
 export interface RealResult {
@@ -49,6 +110,7 @@ export interface RealResult {
   /** In multiples of leaseMs. */
   readonly failover: Summary;
   readonly handoffMs: Summary;
+  readonly stops: StopFigures;
   /** WebSocket round trip between processes after an idle gap, ms. */
   readonly processRttMs: Summary;
   /** Handoff p50 in one-way delays between processes (half the p50 round trip). */
@@ -88,6 +150,7 @@ export async function measureReal(): Promise<RealResult> {
   const ratioP99 = rounds.roundMs.p99 / rounds.rttMs.p99;
   if (processes.failoverMs === null) throw new Error('no failover measured');
   const failover = scale(processes.failoverMs, PROCESS_LEASE_MS);
+  const stops = stopFigures(processes);
   const checks: RealCheck[] = [
     {
       name: `lease round p50 ≤ ${ROUND_RATIO_TARGET}× the WebSocket round trip`,
@@ -109,6 +172,7 @@ export async function measureReal(): Promise<RealResult> {
       name: 'processes: never two leaders, no action outside a lease',
       pass: processes.violations.length === 0 && processes.actions > 0,
     },
+    ...stopChecks(stops),
   ];
   return {
     loadAverage: { before: round(loadBefore, 2), after: round(loadAfter, 2) },
@@ -130,6 +194,7 @@ export async function measureReal(): Promise<RealResult> {
     ratioP99: round(ratioP99, 2),
     failover: roundSummary(failover),
     handoffMs: roundSummary(processes.handoffMs),
+    stops,
     processRttMs: roundSummary(processes.rttMs),
     handoffDelaysP50: round(processes.handoffMs.p50 / (processes.rttMs.p50 / 2), 1),
     violations: processes.violations.slice(0, 10),
@@ -144,6 +209,7 @@ export interface HandoffResult {
   readonly loadAverage: { readonly before: number; readonly after: number };
   /** Untraced graceful stops between processes, ms. */
   readonly handoffMs: Summary;
+  readonly stops: StopFigures;
   readonly processRttMs: Summary;
   readonly handoffTrace: HandoffTraceResult;
   readonly checks: readonly RealCheck[];
@@ -163,10 +229,12 @@ export async function measureHandoff(): Promise<HandoffResult> {
     handoffs: HANDOFF_TRACES,
   });
   const loadAfter = loadavg()[0] ?? Number.NaN;
+  const stops = stopFigures(processes);
   return {
     settings: { processLeaseMs: PROCESS_LEASE_MS, stops: STOPS, handoffTraces: HANDOFF_TRACES },
     loadAverage: { before: round(loadBefore, 2), after: round(loadAfter, 2) },
     handoffMs: roundSummary(processes.handoffMs),
+    stops,
     processRttMs: roundSummary(processes.rttMs),
     handoffTrace: roundTrace(handoffTrace),
     checks: [
@@ -174,6 +242,7 @@ export async function measureHandoff(): Promise<HandoffResult> {
         name: `processes: handoff p50 ≤ ${HANDOFF_P50_TARGET_MS} ms`,
         pass: processes.handoffMs.p50 <= HANDOFF_P50_TARGET_MS,
       },
+      ...stopChecks(stops),
     ],
   };
 }
@@ -188,7 +257,63 @@ export function printHandoff(r: HandoffResult): void {
       `(target ≤ ${HANDOFF_P50_TARGET_MS}), p90 ${h.p90.toFixed(1)}, max ${h.max.toFixed(1)}; ` +
       `round trip to a process after idle p50 ${r.processRttMs.p50.toFixed(2)} ms`,
   );
+  printStops(r.stops, r.checks.slice(1));
   printTrace(r.handoffTrace);
+}
+
+/** The graceful stops: when stop() resolved, and whether the named successor won at once. */
+function printStops(s: StopFigures, checks: readonly RealCheck[]): void {
+  const pass = (index: number): string => mark(checks[index]?.pass ?? false);
+  console.log(
+    `\nGraceful stop between processes (${s.count} stops): when stop() resolved. The old leader ` +
+      "keeps its connections\nuntil it hears of its successor's election (at most leaseMs/4 = " +
+      `${PROCESS_LEASE_MS / 4} ms), then closes its transport.\n` +
+      `Targets: resolved within ${STOP_AFTER_ELECTED_P99_TARGET_MS} ms of the successor's ` +
+      `onLeader (p99); the named successor wins in one round (within leaseMs/4) in ≥ ` +
+      `${NAMED_WINS_PER_100_TARGET} of 100.`,
+  );
+  const v = [38, 8, 8, 8, 8, 8];
+  console.log(row(['ms', 'min', 'p50', 'p90', 'p99', 'max'], v));
+  const a = s.stopMs;
+  const b = s.stopAfterElectedMs;
+  console.log(
+    row(
+      [
+        'stop() called → resolved',
+        a.min.toFixed(1),
+        a.p50.toFixed(1),
+        a.p90.toFixed(1),
+        a.p99.toFixed(1),
+        a.max.toFixed(1),
+      ],
+      v,
+    ),
+  );
+  console.log(
+    row(
+      [
+        "successor's onLeader → stop() resolved",
+        b.min.toFixed(1),
+        b.p50.toFixed(1),
+        b.p90.toFixed(1),
+        b.p99.toFixed(1),
+        b.max.toFixed(1),
+      ],
+      v,
+    ),
+  );
+  console.log(
+    `  heard of no election and resolved at the end of its wait: ${s.gaveUp} of ${s.count}; ` +
+      'p99 over every stop, those counted as too late: ' +
+      (Number.isFinite(s.stopAfterElectedP99)
+        ? `${s.stopAfterElectedP99.toFixed(1)} ms`
+        : 'more than 1 in 100 heard of no election') +
+      ` ${pass(0)}`,
+  );
+  console.log(
+    `  the named successor won in one round: ${s.namedWonAtOnce} of ${s.count} ${pass(1)}` +
+      (s.otherStops.length > 0 ? `\n    ${s.otherStops.join('\n    ')}` : ''),
+  );
 }
 
 function roundTrace(t: HandoffTraceResult): HandoffTraceResult {
@@ -348,5 +473,6 @@ export function printReal(r: RealResult): void {
         ? `no overlap, no action outside a lease ${pass(4)}`
         : `${pass(4)}\n    ${r.violations.join('\n    ')}`),
   );
+  printStops(r.stops, r.checks.slice(5));
   printTrace(r.handoffTrace);
 }

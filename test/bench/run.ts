@@ -34,6 +34,8 @@ const FAILOVER_P50_TARGET = 1.0;
 const FAILOVER_P99_TARGET = 1.2;
 /** A graceful handoff: Release, Prepare, Promise, Accept, Accepted. */
 const HANDOFF_DELAYS_EXPECTED = 5;
+/** stop() resolves when the successor's election notice reaches the old leader: one delay on. */
+const STOP_AFTER_ELECTED_DELAYS_EXPECTED = 1;
 
 interface Check {
   readonly name: string;
@@ -52,6 +54,10 @@ interface SizeResult {
   readonly failoverAfterDuel: Summary | { readonly count: 0 };
   readonly handoffMs: Summary;
   readonly handoffDelays: Summary;
+  /** stop() called until it resolved, ms. */
+  readonly stopMs: Summary;
+  /** The successor's onLeader until stop() resolved, in one-way delays. */
+  readonly stopAfterElectedDelays: Summary;
   readonly messagesPerRenewal: number;
   readonly messagesPerRenewalByType: Record<string, number>;
   readonly checks: Check[];
@@ -90,8 +96,11 @@ async function measure(size: number): Promise<SizeResult> {
   const single = crashes.filter((c) => c.rounds === 1).map((c) => c.ms);
   const duels = crashes.filter((c) => c.rounds > 1).map((c) => c.ms);
 
-  const hand = summarize(await handoff(setup, seeds(HANDOFFS, base + 20_000)));
+  const handoffs = await handoff(setup, seeds(HANDOFFS, base + 20_000));
+  const hand = summarize(handoffs.map((h) => h.handoffMs));
   const delays = scale(hand, DELAY_MS);
+  const stop = summarize(handoffs.map((h) => h.stopMs));
+  const stopAfter = scale(summarize(handoffs.map((h) => h.stopMs - h.handoffMs)), DELAY_MS);
 
   const traffic = await renewalTraffic(setup, base + 30_000, RENEWALS);
   const perRenewal = traffic.frames / traffic.renewals;
@@ -113,6 +122,10 @@ async function measure(size: number): Promise<SizeResult> {
       name: `${size} nodes: messages per renewal = 4(N−1)`,
       pass: perRenewal === 4 * (size - 1),
     },
+    {
+      name: `${size} nodes: stop() resolves ${STOP_AFTER_ELECTED_DELAYS_EXPECTED} one-way delay after the successor's election`,
+      pass: stopAfter.max === STOP_AFTER_ELECTED_DELAYS_EXPECTED,
+    },
   ];
 
   return {
@@ -124,6 +137,8 @@ async function measure(size: number): Promise<SizeResult> {
       duels.length === 0 ? { count: 0 } : roundSummary(scale(summarize(duels), LEASE_MS)),
     handoffMs: roundSummary(hand),
     handoffDelays: roundSummary(delays),
+    stopMs: roundSummary(stop),
+    stopAfterElectedDelays: roundSummary(stopAfter),
     messagesPerRenewal: round(perRenewal),
     messagesPerRenewalByType: Object.fromEntries(
       Object.entries(traffic.byType).map(([t, n]) => [t.replace(/^lease\./, ''), round(n)]),
@@ -194,6 +209,29 @@ function print(results: readonly SizeResult[]): void {
           `${h.max}`,
           `${d.p50} (${d.max})`,
           `${HANDOFF_DELAYS_EXPECTED} ${check(r, 2)}`,
+        ],
+        w,
+      ),
+    );
+  }
+  console.log(
+    `\nThe same stops: stop() on the leader until it resolved (it waits to hear of the ` +
+      `successor's election).\nExpected: ${STOP_AFTER_ELECTED_DELAYS_EXPECTED} one-way delay ` +
+      "after the successor's onLeader (the election notice).",
+  );
+  w = [5, 7, 7, 24, 8];
+  console.log(row(['nodes', 'p50 ms', 'max ms', 'after election (max)', 'expected'], w));
+  for (const r of results) {
+    const s = r.stopMs;
+    const a = r.stopAfterElectedDelays;
+    console.log(
+      row(
+        [
+          `${r.nodes}`,
+          `${s.p50}`,
+          `${s.max}`,
+          `${a.p50} (${a.max})`,
+          `${STOP_AFTER_ELECTED_DELAYS_EXPECTED} ${check(r, 4)}`,
         ],
         w,
       ),
@@ -299,12 +337,15 @@ async function main(): Promise<void> {
         failover: 'leaseMs',
         handoffMs: 'ms',
         handoffDelays: 'one-way delays',
+        stopMs: 'ms',
+        stopAfterElectedDelays: 'one-way delays',
       },
     },
     targets: {
       failoverP50: FAILOVER_P50_TARGET,
       failoverP99: FAILOVER_P99_TARGET,
       handoffDelays: HANDOFF_DELAYS_EXPECTED,
+      stopAfterElectedDelays: STOP_AFTER_ELECTED_DELAYS_EXPECTED,
       messagesPerRenewal: '4(N-1)',
     },
     results,

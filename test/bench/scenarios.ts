@@ -84,8 +84,14 @@ export async function failover(setup: Setup, seeds: readonly number[]): Promise<
  * Graceful handoff: `stop()` on the leader at a random moment of the renewal cycle; ms until
  * the successor's `onLeader` runs. The leader's work ends on its signal at once.
  */
-export async function handoff(setup: Setup, seeds: readonly number[]): Promise<number[]> {
-  const out: number[] = [];
+/** One graceful stop: ms from stop() to the successor's onLeader, and until stop() resolved. */
+export interface HandoffTrial {
+  readonly handoffMs: number;
+  readonly stopMs: number;
+}
+
+export async function handoff(setup: Setup, seeds: readonly number[]): Promise<HandoffTrial[]> {
+  const out: HandoffTrial[] = [];
   for (const seed of seeds) {
     const rng = createRng(seed ^ 0x3c3c3c3c);
     const c = cluster(setup, seed);
@@ -96,8 +102,9 @@ export async function handoff(setup: Setup, seeds: readonly number[]): Promise<n
       const since = c.elections.length;
       const stopAt = c.clock.now();
       await c.stop(first.id, bound(setup));
+      const stoppedAt = c.clock.now();
       const next = await c.nextElection(since, (e) => e.id !== first.id, bound(setup));
-      out.push(next.at - stopAt);
+      out.push({ handoffMs: next.at - stopAt, stopMs: stoppedAt - stopAt });
     } finally {
       await c.close();
     }

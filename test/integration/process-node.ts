@@ -24,7 +24,9 @@
  * - `stepdown` when the term's signal aborts (`term`, `reason`);
  * - `work-ended` when the term's leadership work has returned (`term`): a graceful stop
  *   releases the lease only after that;
- * - `stopping` when a signal asks for a graceful stop (read right before `stop()`), `stopped`;
+ * - `stopping` when a signal asks for a graceful stop (read right before `stop()`), `stopped`
+ *   once `stop()` has resolved (`successor`: the node its Release named, or null;
+ *   `successorElected`: whether it heard of that election, as its `stopped` log line says);
  * - `error` if the node fails;
  * - with `traceFrames`, `frame` for every protocol frame handed to or received from the
  *   transport (`dir`: in or out, `peer`, `msg`: its type), and `log` for every info and debug
@@ -84,6 +86,8 @@ function main(): void {
   /** The term whose work runs now, and the last deadline written for it. */
   let current: number | null = null;
   let lastDeadline: number | null = null;
+  /** What the node's own `stopped` log line said. */
+  let stoppedFields: Record<string, unknown> = {};
 
   const node = createNode({
     id,
@@ -92,8 +96,9 @@ function main(): void {
     leaseMs: config.leaseMs,
     clock: sharedClock,
     logger: observingLogger(
-      () => {
+      (fields, message) => {
         noteDeadline();
+        if (message === 'stopped') stoppedFields = fields as Record<string, unknown>;
       },
       config.traceFrames === true ? write : null,
     ),
@@ -159,7 +164,8 @@ function main(): void {
     write('stopping');
     node.stop().then(
       () => {
-        write('stopped');
+        const { successor = null, successorElected = null } = stoppedFields;
+        write('stopped', { successor, successorElected });
         process.exit();
       },
       (error: unknown) => {
@@ -202,13 +208,13 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
  * With `trace`, frames (trace level) and info and debug lines become lines of their own.
  */
 function observingLogger(
-  observe: () => void,
+  observe: (fields: object, message: string) => void,
   trace: ((type: string, fields: Record<string, unknown>) => void) | null,
 ): LoggerLike {
   const quiet =
     (level: string) =>
-    (_fields: object, message: string): void => {
-      observe();
+    (fields: object, message: string): void => {
+      observe(fields, message);
       if (trace !== null) trace('log', { level, message });
     };
   const frames = (fields: object, message: string): void => {
@@ -224,7 +230,7 @@ function observingLogger(
   const loud =
     (level: string) =>
     (fields: object, message: string): void => {
-      observe();
+      observe(fields, message);
       process.stderr.write(`${JSON.stringify({ level, message, ...fields })}\n`);
     };
   return {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { ProtocolMessage } from '../../lib/codec/messages.js';
-import { decodeFrame } from '../../lib/codec/messages.js';
+import { decodeFrame, encodeFrame } from '../../lib/codec/messages.js';
 import type { LeaseMessage } from '../../lib/lease/messages.js';
 import { Driver, type MachineInput, type PureMachine } from '../../lib/node/driver.js';
 import { NodeLogger } from '../../lib/node/logger.js';
@@ -8,7 +8,7 @@ import { nodeCounters } from '../../lib/node/stats.js';
 import type { Storage } from '../../lib/storage.js';
 import { VirtualClock } from '../../lib/testing/virtual-clock.js';
 import type { Output } from '../../lib/types.js';
-import { idleTransport } from './helpers.js';
+import { captureLogger, idleTransport } from './helpers.js';
 
 type Out = Output<LeaseMessage, string, string>;
 
@@ -39,16 +39,27 @@ function harness(storage: Storage<string> | null = null): {
   driver: Driver<LeaseMessage, string, string>;
   log: string[];
   fatal: unknown[];
+  counters: ReturnType<typeof nodeCounters>;
+  lines: ReturnType<typeof captureLogger>['lines'];
+  /** Hands `frame` to the driver as if it arrived from `from`. */
+  receive: (from: string, frame: string) => void;
 } {
   const clock = new VirtualClock();
   const machine = new ScriptedMachine();
   const log: string[] = [];
   const fatal: unknown[] = [];
+  const logger = captureLogger();
+  const counters = nodeCounters();
+  const handlers: ((from: string, frame: string) => void)[] = [];
   const transport = idleTransport('a', ['a', 'b', 'c']);
   transport.send = (to, frame) => {
     const decoded = decodeFrame(frame, { cluster: 'synod', self: to, peers: new Set(['a']) });
     assert.ok(decoded.ok, 'the driver sends valid frames');
     log.push(`send ${to}`);
+  };
+  transport.onMessage = (handler) => {
+    handlers.push(handler);
+    return () => undefined;
   };
   const driver = new Driver<LeaseMessage, string, string>(machine, {
     id: 'a',
@@ -59,8 +70,8 @@ function harness(storage: Storage<string> | null = null): {
     clock,
     scheduler: clock,
     storage,
-    log: new NodeLogger({ logger: null, logLevel: null, id: 'a' }),
-    counters: nodeCounters(),
+    log: new NodeLogger({ logger, logLevel: null, id: 'a' }),
+    counters,
     accepts: (m: ProtocolMessage): m is LeaseMessage => m.type.startsWith('lease.'),
     onEvents: (events) => {
       for (const e of events) log.push(`event ${e}`);
@@ -69,7 +80,22 @@ function harness(storage: Storage<string> | null = null): {
     extraWake: () => null,
     onFatal: (error) => fatal.push(error),
   });
-  return { clock, machine, driver, log, fatal };
+  const receive = (from: string, frame: string): void => {
+    for (const handler of handlers) handler(from, frame);
+  };
+  return { clock, machine, driver, log, fatal, counters, lines: logger.lines, receive };
+}
+
+/** A frame from `from` to `a` under `inc` (16 hex digits). */
+function frameFrom(from: string, inc: string): string {
+  return encodeFrame({
+    v: 1,
+    cluster: 'synod',
+    from,
+    to: 'a',
+    inc,
+    msg: { type: 'lease.prepare', ballot: { round: 1, node: from, incarnation: inc } },
+  });
 }
 
 describe('driver', () => {
@@ -150,6 +176,32 @@ describe('driver', () => {
     assert.equal(clock.nextDueAt(), 12);
     await clock.advance(1);
     assert.equal(clock.pending, 0);
+  });
+
+  it('remembers a bounded number of incarnations per peer, however many a peer shows', async () => {
+    const { driver, clock, counters, lines, receive } = harness();
+    driver.listen();
+    driver.begin();
+    const frames = 120_000;
+    for (let i = 0; i < frames; i++) {
+      // Every frame of b under a fresh incarnation, c's under its one.
+      receive('b', frameFrom('b', i.toString(16).padStart(16, '0')));
+      if (i % 1000 === 0) {
+        receive('c', frameFrom('c', 'cccccccccccccccc'));
+        await clock.advance(100);
+      }
+    }
+    assert.equal(counters.framesIn, frames + frames / 1000);
+    assert.ok(
+      driver.incarnationsTracked <= 8,
+      `${driver.incarnationsTracked} incarnations remembered for 2 peers`,
+    );
+    // Each one looks like a restart of b: logged at info, at most once a minute (12 s here).
+    const restarts = lines.filter((l) => l.message.includes('new incarnation'));
+    assert.equal(restarts.length, 1);
+    assert.equal(restarts[0]?.level, 'info');
+    assert.equal(lines.filter((l) => l.level === 'error' || l.level === 'warn').length, 0);
+    assert.equal(counters.staleIncarnations, 0);
   });
 
   it('halts on a machine that throws and reports it', () => {

@@ -8,7 +8,7 @@ import { createRng } from '../../lib/random.js';
 import type { Storage } from '../../lib/storage.js';
 import type { Transport } from '../../lib/transport.js';
 import { VirtualClock } from '../../lib/testing/virtual-clock.js';
-import { captureLogger } from './helpers.js';
+import { captureLogger, type LogLine } from './helpers.js';
 
 const IDS = ['a', 'b', 'c'];
 const LEASE_MS = 200;
@@ -209,23 +209,73 @@ describe('frames', () => {
     await node.stop();
   });
 
-  it('logs loudly when a peer shows up again under an incarnation it replaced', async () => {
+  it('takes a single stray frame under another incarnation for what it is: no error, one line at most', async () => {
+    const { clock, node, b, logger } = setup();
+    await node.start();
+    const stray = 'aaaaaaaaaaaaaaaa';
+    b.send('a', frameUnder(INC_B));
+    await clock.advance(10);
+    b.send('a', frameUnder(stray));
+    await clock.advance(10);
+    // The peer goes on under its incarnation: nothing more to say about it.
+    for (let i = 0; i < 50; i++) {
+      b.send('a', frameUnder(INC_B));
+      await clock.advance(10);
+    }
+    const about = incarnationLines(logger.lines);
+    assert.ok(about.length <= 1, about.map((l) => `${l.level} ${l.message}`).join('; '));
+    assert.deepEqual(
+      logger.lines.filter((l) => l.level === 'error' || l.level === 'warn'),
+      [],
+    );
+    assert.equal(node.stats().staleIncarnations, 1);
+    assert.equal(node.stats().incarnationConflicts, 0);
+    await node.stop();
+  });
+
+  it('reports frames alternating between two incarnations of a peer at error, once a minute, counting the others', async () => {
     const { clock, node, b, logger } = setup();
     await node.start();
     const other = 'aaaaaaaaaaaaaaaa';
-    const ballot = (inc: string): Frame['msg'] => ({
-      type: 'lease.prepare',
-      ballot: { round: 1, node: 'b', incarnation: inc },
-    });
-    b.send('a', encodeFrame(prepareFrame({ msg: ballot(INC_B) })));
-    b.send('a', encodeFrame(prepareFrame({ inc: other, msg: ballot(other) })));
-    b.send('a', encodeFrame(prepareFrame({ msg: ballot(INC_B) })));
-    await clock.advance(10);
-    assert.equal(node.stats().staleIncarnations, 1);
-    assert.ok(logger.lines.some((l) => l.level === 'error' && l.message.includes('two processes')));
+    const alternate = async (frames: number): Promise<void> => {
+      for (let i = 0; i < frames; i++) {
+        b.send('a', frameUnder(i % 2 === 0 ? INC_B : other));
+        await clock.advance(10);
+      }
+    };
+    await alternate(100);
+    const errors = (): LogLine[] => logger.lines.filter((l) => l.level === 'error');
+    assert.equal(errors().length, 1, 'one line, however many frames alternate');
+    assert.match(errors()[0]?.message ?? '', /two processes/);
+    assert.deepEqual(errors()[0]?.fields['incarnations'], [INC_B, other]);
+    const first = node.stats();
+    assert.ok(first.incarnationConflicts >= 95, `${first.incarnationConflicts} counted`);
+    assert.equal(first.staleIncarnations, 98);
+    // Still alternating a minute later: one more line, saying how many it stood for.
+    await clock.advance(60_000);
+    await alternate(20);
+    assert.equal(errors().length, 2);
+    assert.equal(errors()[1]?.fields['suppressed'], first.incarnationConflicts - 1);
     await node.stop();
   });
 });
+
+/** A Prepare of `b` under incarnation `inc`. */
+function frameUnder(inc: string): string {
+  return encodeFrame(
+    prepareFrame({
+      inc,
+      msg: { type: 'lease.prepare', ballot: { round: 1, node: 'b', incarnation: inc } },
+    }),
+  );
+}
+
+/** Log lines at info or above about a peer's incarnations. */
+function incarnationLines(lines: readonly LogLine[]): LogLine[] {
+  return lines.filter(
+    (l) => l.level !== 'debug' && l.level !== 'trace' && l.message.includes('incarnation'),
+  );
+}
 
 /** Frames answering a Prepare of `b` (as opposed to `a`'s own campaign). */
 /** Answers every `lease.recover` that reaches `transport` with "round 0, recovered". */

@@ -150,6 +150,36 @@ describe('graceful stop', () => {
     await runChecked(c, 2000);
     assert.equal(fresh.leaderId, leader.id);
   });
+
+  it('takes a peer that stops and starts again as a restart: info, never a warning', async () => {
+    const logger = captureLogger();
+    cluster = createTestCluster({ size: 3, node: { logger } });
+    const c = cluster;
+    await c.start();
+    const leader = await c.waitForLeader();
+    const follower = c.nodes().find((n) => n !== leader);
+    assert.ok(follower);
+    for (const node of [follower, leader]) {
+      await c.stop(node.id);
+      await c.restart(node.id);
+      await runChecked(c, 3000);
+    }
+    assert.deepEqual(
+      logger.lines.filter((l) => l.level === 'warn' || l.level === 'error'),
+      [],
+    );
+    const restarts = logger.lines.filter((l) => l.message.includes('new incarnation'));
+    // Each restart is seen by the nodes the restarted one talks to (the leader, at least).
+    assert.deepEqual(
+      [...new Set(restarts.map((l) => l.fields['peer']))].sort(),
+      [follower.id, leader.id].sort(),
+    );
+    assert.ok(restarts.every((l) => l.level === 'info'));
+    for (const node of c.nodes()) {
+      assert.equal(node.stats().staleIncarnations, 0);
+      assert.equal(node.stats().incarnationConflicts, 0);
+    }
+  });
 });
 
 /** The lease deadline the node believes now, read without its `isLeader` gate. */

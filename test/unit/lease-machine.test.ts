@@ -248,6 +248,85 @@ describe('lease machine', () => {
     assert.equal(h.m(successor).isLeader(at), true, 'elected within the same instant of delays');
   });
 
+  it('hands off in one round when the Release to the other voter comes after the successor’s Accept', () => {
+    // Between processes, the old leader's process can pause between its two Releases (it
+    // sends the successor's first): the successor's round then reaches the other voter first.
+    const h = new Harness(['a', 'b', 'c']);
+    h.start(0);
+    const t0 = elect(h, 'a');
+    const at = t0 + 100;
+    h.apply('a', h.m('a').stop(at, true), at);
+    const release = h.wire.find((w) => w.message.type === 'lease.release');
+    assert.ok(release?.message.type === 'lease.release');
+    const successor = release.message.successor;
+    assert.ok(successor !== null);
+    const other = successor === 'b' ? 'c' : 'b';
+    const late = (w: Wire): boolean => w.from === 'a' && w.to === other;
+    h.deliver(at, (w) => !late(w));
+    assert.equal(h.m(successor).isLeader(at), true, 'elected before the late Release arrived');
+    h.deliver(at + 1, late);
+    assert.equal(h.m(successor).isLeader(at + 1), true);
+    assert.equal(h.m(other).leader(at + 1)?.owner.node, successor);
+  });
+
+  it('relays a Release only as its named successor, once, and never to its owner', () => {
+    const h = new Harness(['a', 'b', 'c', 'd', 'e']);
+    h.start(0);
+    const t0 = elect(h, 'a');
+    const at = t0 + 100;
+    h.apply('a', h.m('a').stop(at, true), at);
+    const release = h.wire.find((w) => w.message.type === 'lease.release');
+    assert.ok(release?.message.type === 'lease.release');
+    const successor = release.message.successor;
+    h.deliver(at, (w) => w.from === 'a');
+    const relays = h.wire.filter((w) => w.message.type === 'lease.release');
+    assert.deepEqual(
+      relays.map((w) => `${w.from}→${w.to}`).sort(),
+      h.ids
+        .filter((id) => id !== 'a' && id !== successor)
+        .map((id) => `${successor ?? ''}→${id}`)
+        .sort(),
+    );
+    // The successor campaigned first: its Prepares went out before the relays.
+    const first = h.wire.findIndex((w) => w.from === successor);
+    assert.equal(h.wire[first]?.message.type, 'lease.prepare');
+    h.deliver(at, (w) => w.message.type === 'lease.release');
+    assert.equal(
+      h.wire.filter((w) => w.message.type === 'lease.release').length,
+      0,
+      'a relayed Release is not relayed again',
+    );
+  });
+
+  it('hands off in one round when the old leader’s renewal Accept arrives after its Release', () => {
+    // The Release names the renewal's ballot, but the renewal's Accept is overtaken on the way
+    // (a network that reorders): accepting it would hold the released lease for another L.
+    const h = new Harness(['a', 'b', 'c']);
+    h.start(0);
+    const t0 = elect(h, 'a');
+    const renewing = t0 + L / 3;
+    h.tick('a', renewing);
+    h.deliver(renewing, (w) => w.message.type === 'lease.prepare');
+    h.deliver(renewing, (w) => w.message.type === 'lease.promise');
+    const accepts = h.wire.filter((w) => w.from === 'a' && w.message.type === 'lease.accept');
+    assert.equal(accepts.length, 2, "the renewal's Accepts are on the way");
+    h.drop((w) => w.from === 'a');
+    const at = renewing + 2;
+    h.apply('a', h.m('a').stop(at, true), at);
+    h.deliver(at, (w) => w.from === 'a' && w.message.type === 'lease.release');
+    // Every copy of the Release (the successor's relay too) arrives before the late Accepts.
+    h.deliver(at, (w) => w.message.type === 'lease.release');
+    h.wire.push(...accepts);
+    h.deliver(at + 1, (w) => w.from === 'a');
+    for (const id of ['b', 'c']) {
+      assert.notEqual(h.m(id).leader(at + 1)?.owner.node, 'a', `${id} took a for leader again`);
+    }
+    h.drop((w) => w.to === 'a');
+    h.deliver(at + 2);
+    const leaders = ['b', 'c'].filter((id) => h.m(id).isLeader(at + 2));
+    assert.equal(leaders.length, 1, 'the successor won its first round');
+  });
+
   it('starts a fresh term when a renewal comes back after the lease it meant to extend', () => {
     const h = new Harness(['a', 'b', 'c']);
     h.start(0);
