@@ -89,6 +89,9 @@ export class LeaseMachine {
     this.config = config;
     this.#owner = { node: config.id, incarnation: config.incarnation };
     this.#acceptor = this.createAcceptor({ leaseMs: config.leaseMs }, restored?.promised ?? null);
+    // With storage the acceptor's highest round comes back too, not only the promise's: its
+    // promises report it, so fresh terms go above every round it saw.
+    if (restored !== null) this.#acceptor.recovered(restored.maxRound);
     this.#proposer = this.createProposer(
       {
         owner: this.#owner,

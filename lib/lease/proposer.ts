@@ -417,8 +417,15 @@ export class LeaseProposer {
     this.#failures = 0;
     const deadline = this.leaseStart(round.t0, now) + this.believedMs();
     if (now >= deadline) {
-      // Won too late to be worth anything: the acceptors may already have forgotten it.
+      // Won too late to be worth anything: the acceptors may already have forgotten it. Those
+      // that have not would hold it, blocking every other owner (A2), for up to a lease: release
+      // the round, as an abandoned campaign does (it was never believed; only this owner's
+      // values at or below this ballot clear, A4).
       this.#nextAttemptAt = null;
+      this.#broadcast(
+        { type: 'lease.release', owner: this.#config.owner, ballot: round.ballot, successor: null },
+        out,
+      );
       return;
     }
     const acceptedBy = [...round.accepts];

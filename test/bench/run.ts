@@ -152,7 +152,7 @@ function print(results: readonly SizeResult[]): void {
 
   console.log(
     `Time to first leader after a cold start, in leaseMs (${COLD_STARTS} starts each).\n` +
-      'Expected: the restart silence (1.0), a random wait of up to 0.1, one round.',
+      'Expected: the restart silence (1.0), the recovery exchange, a ranked wait, one round.',
   );
   let w = [5, 6, 6, 6, 6, 6];
   console.log(row(['nodes', 'min', 'p50', 'p90', 'p99', 'max'], w));

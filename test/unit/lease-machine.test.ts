@@ -503,4 +503,57 @@ describe('lease machine', () => {
     const named = h.events.filter((e) => e.id === 'a' && e.event.type === 'leader');
     assert.ok(named.every((e) => e.event.type === 'leader' && e.event.leader?.node !== 'c'));
   });
+  it('releases a round won too late to believe (after a stall), so its value blocks nobody', () => {
+    const h = new Harness(['a', 'b', 'c']);
+    h.start(0);
+    const t0 = h.campaign('a');
+    h.drop((w) => w.from !== 'a');
+    h.deliver(t0 + 5, (w) => w.message.type === 'lease.prepare');
+    h.deliver(t0 + 10, (w) => w.message.type === 'lease.promise');
+    h.deliver(t0 + 15, (w) => w.message.type === 'lease.accept');
+    // a's event loop stalled: the votes are handled after the lease they would back has ended.
+    h.deliver(t0 + BELIEVE + 1, (w) => w.message.type === 'lease.accepted');
+    assert.deepEqual(h.eventsOf('a', 'elected'), []);
+    const release = h.wire.find((w) => w.from === 'a' && w.message.type === 'lease.release');
+    assert.ok(release?.message.type === 'lease.release', 'the round is released');
+    assert.equal(release.message.ballot.node, 'a');
+    assert.equal(release.message.successor, null);
+    // b and c, which still held a's value, clear it and are free for another owner.
+    h.deliver(t0 + BELIEVE + 2, (w) => w.message.type === 'lease.release');
+    const free = h.m('b').handle({ type: 'tick' }, t0 + BELIEVE + 3);
+    assert.ok(free.wakeAt === null || free.wakeAt > t0 + BELIEVE + 3);
+    assert.equal(h.m('b').leader(t0 + BELIEVE + 3), null);
+  });
+
+  it('restores the highest round it saw from storage, not only its promise: its promises report it', () => {
+    const h = new Harness(['a', 'b', 'c']);
+    const b = new LeaseMachine(
+      {
+        id: 'b',
+        incarnation: '00000000000000b2',
+        peers: ['a', 'b', 'c'],
+        leaseMs: L,
+        maxClockDrift: RHO,
+        marginMs: MARGIN,
+        rng: createRng(5),
+      },
+      { promised: { round: 3, node: 'c', incarnation: '00000000000000c1' }, maxRound: 9 },
+    );
+    h.machines.set('b', b);
+    b.start(0);
+    const out = b.handle(
+      {
+        type: 'message',
+        from: 'a',
+        message: {
+          type: 'lease.prepare',
+          ballot: { round: 5, node: 'a', incarnation: '0000000000000001' },
+        },
+      },
+      L + 1,
+    );
+    const promise = out.send.find((e) => e.message.type === 'lease.promise');
+    assert.ok(promise?.message.type === 'lease.promise');
+    assert.equal(promise.message.maxRound, 9, 'a round-5 proposer learns it is below round 9');
+  });
 });
