@@ -178,6 +178,7 @@ const MESSAGE_RULES: MessageRules = {
     owner: OWNER,
     ballot: BALLOT,
     successor: { kind: 'nullable', of: ID },
+    leaving: { kind: 'boolean' },
   },
   'lease.recover': { incarnation: INCARNATION },
   'lease.recovery': {

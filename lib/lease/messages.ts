@@ -61,6 +61,12 @@ export type LeaseMessage =
       /** The owner's highest ballot, a renewal in flight included: values at or below it clear. */
       readonly ballot: Ballot;
       readonly successor: NodeId | null;
+      /**
+       * Sent by a stopping node: this incarnation leaves, and what it saw goes with it. A node
+       * recovering the rounds seen (recovery.ts) counts it as an answer from a node without
+       * memory, instead of waiting for it.
+       */
+      readonly leaving: boolean;
     }
   /**
    * Asked by a node that started without storage, once its restart silence is over: what is the

@@ -324,7 +324,10 @@ export class LeaseProposer {
     if (!release || this.#highest === null) return;
     const successor = wasLeader ? this.#successor(held.acceptedBy) : null;
     const owner = this.#config.owner;
-    this.#broadcast({ type: 'lease.release', owner, ballot: this.#highest, successor }, out);
+    this.#broadcast(
+      { type: 'lease.release', owner, ballot: this.#highest, successor, leaving: true },
+      out,
+    );
   }
 
   // Hooks: each is one rule of the design, overridden only by the broken variants in the tests.
@@ -423,7 +426,13 @@ export class LeaseProposer {
       // values at or below this ballot clear, A4).
       this.#nextAttemptAt = null;
       this.#broadcast(
-        { type: 'lease.release', owner: this.#config.owner, ballot: round.ballot, successor: null },
+        {
+          type: 'lease.release',
+          owner: this.#config.owner,
+          ballot: round.ballot,
+          successor: null,
+          leaving: false,
+        },
         out,
       );
       return;
@@ -478,7 +487,13 @@ export class LeaseProposer {
       // and never will (late replies are ignored), so it releases that round: a Release clears
       // only this owner's values at or below this ballot, never a later round of ours.
       this.#broadcast(
-        { type: 'lease.release', owner: this.#config.owner, ballot: round.ballot, successor: null },
+        {
+          type: 'lease.release',
+          owner: this.#config.owner,
+          ballot: round.ballot,
+          successor: null,
+          leaving: false,
+        },
         out,
       );
     }

@@ -102,10 +102,11 @@ export function isValidMessage(m: unknown): boolean {
       return keys('ballot', 'term') && isBallot(m['ballot']) && isPos(m['term']);
     case 'lease.release':
       return (
-        keys('owner', 'ballot', 'successor') &&
+        keys('owner', 'ballot', 'successor', 'leaving') &&
         isOwner(m['owner']) &&
         isBallot(m['ballot']) &&
-        nullOr(m['successor'], isId)
+        nullOr(m['successor'], isId) &&
+        typeof m['leaving'] === 'boolean'
       );
     case 'lease.recover':
       return keys('incarnation') && isInc(m['incarnation']);
@@ -1003,6 +1004,7 @@ export class FrameSource {
           owner: this.owner(),
           ballot: ballot(),
           successor: this.chance(0.5) ? null : this.id(),
+          leaving: this.chance(0.5),
         };
       case 'lease.recover':
         return { type, incarnation: this.incarnation(from) };

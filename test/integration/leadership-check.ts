@@ -23,6 +23,8 @@ export interface RunLine {
   readonly reason?: string | null;
   /** An action's clock reading right before its check. */
   readonly checkedAt?: number;
+  /** On a `start` line: the clock read before `start()` was called. */
+  readonly begun?: number;
   /** On a `stopped` line: the successor its Release named, and whether it heard of its election. */
   readonly successor?: string | null;
   readonly successorElected?: boolean | null;

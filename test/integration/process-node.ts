@@ -177,9 +177,12 @@ function main(): void {
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 
+  // Read before start(): the restart silence begins inside it, after the transport is up, so
+  // this is at or before the silence's start however long the rest of start() takes.
+  const begun = now();
   node.start().then(
     () => {
-      write('start', { inc: node.incarnation, leaseMs: config.leaseMs });
+      write('start', { inc: node.incarnation, leaseMs: config.leaseMs, begun });
     },
     (error: unknown) => {
       write('error', { message: String(error) });

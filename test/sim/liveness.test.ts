@@ -32,7 +32,7 @@ const CASES: readonly Case[] = [
     variant: 'noTermRecovery',
     label: 'a node back without storage votes without learning the rounds seen',
     kind: 'termRegressed',
-    profile: 'restarts',
+    profile: 'staleAccepts',
     nodes: 3,
     periods: 200,
     seeds: 100,
