@@ -178,7 +178,6 @@ const MESSAGE_RULES: MessageRules = {
     owner: OWNER,
     ballot: BALLOT,
     successor: { kind: 'nullable', of: ID },
-    leaving: { kind: 'boolean' },
   },
   'lease.recover': { incarnation: INCARNATION },
   'lease.recovery': {

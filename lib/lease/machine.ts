@@ -276,14 +276,6 @@ export class LeaseMachine {
       }
       case 'lease.release': {
         this.#acceptor.onRelease(message.owner, message.ballot, now);
-        const recovery = this.#recovery;
-        if (message.leaving && recovery !== null && !ownerEquals(message.owner, this.#owner)) {
-          // That node stopped: it will answer no more, and what it saw is gone with it.
-          recovery.answer(message.owner.node, 0, false);
-          if (recovery.complete && now >= this.#acceptor.silentUntil) {
-            this.#recover(recovery, out);
-          }
-        }
         // Only a Release that covers the round we learned the leader from ends the view: a
         // delayed Release of an older, abandoned round of the same owner says nothing of it.
         const view = this.#view;

@@ -1,4 +1,4 @@
-import { ROUND_LIMIT, type Ballot } from '../paxos/ballot.js';
+import { adoptable, type Ballot } from '../paxos/ballot.js';
 import type { NodeId, Owner } from '../types.js';
 
 /**
@@ -61,12 +61,6 @@ export type LeaseMessage =
       /** The owner's highest ballot, a renewal in flight included: values at or below it clear. */
       readonly ballot: Ballot;
       readonly successor: NodeId | null;
-      /**
-       * Sent by a stopping node: this incarnation leaves, and what it saw goes with it. A node
-       * recovering the rounds seen (recovery.ts) counts it as an answer from a node without
-       * memory, instead of waiting for it.
-       */
-      readonly leaving: boolean;
     }
   /**
    * Asked by a node that started without storage, once its restart silence is over: what is the
@@ -127,10 +121,10 @@ function roundsOf(message: LeaseMessage): number[] {
 }
 
 /**
- * Whether every round and term a message names is within `ROUND_LIMIT`. A message that names
+ * Whether every round and term a message names is below `ROUND_LIMIT`. A message that names
  * more is refused whole, before any part of it is acted on: a node that promised, or adopted,
  * such a round could never again build a ballot its peers accept.
  */
 export function withinRoundLimit(message: LeaseMessage): boolean {
-  return roundsOf(message).every((r) => r <= ROUND_LIMIT);
+  return roundsOf(message).every(adoptable);
 }

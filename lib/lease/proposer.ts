@@ -88,6 +88,8 @@ export class LeaseProposer {
   #votersTerm = 0;
   readonly #released = new Map<NodeId, Released>();
   #stopped = false;
+  /** No round is left below ROUND_LIMIT: this incarnation takes no further part as proposer. */
+  #exhausted = false;
   /** The node that last led, as far as this node knows: campaign waits are ranked after it. */
   #lastLeader: NodeId | null = null;
   /** Round trip seen between another proposer's Prepare and its Accept (moving average). */
@@ -149,7 +151,10 @@ export class LeaseProposer {
    * stuck round, renews, or campaigns when no other owner's lease is known to be live.
    */
   tick(now: number, mayCampaign: boolean, out: Sink): void {
-    if (this.#stopped) return;
+    if (this.#stopped || this.#exhausted) {
+      this.expire(now, out);
+      return;
+    }
     this.expire(now, out);
     if (this.#round !== null && now >= this.#round.timeoutAt) this.#fail(now, out);
     if (this.#round !== null) return;
@@ -178,6 +183,7 @@ export class LeaseProposer {
 
   wakeAt(): number | null {
     if (this.#stopped) return null;
+    if (this.#exhausted) return this.#held?.deadline ?? null;
     let at = this.#held?.deadline ?? null;
     if (this.#round !== null) return earliest(at, this.#round.timeoutAt);
     if (this.#held !== null) return earliest(at, this.#renewAt);
@@ -197,7 +203,19 @@ export class LeaseProposer {
     const n = this.#ordered.length;
     const skip =
       renewal || this.#failures === 0 ? 0 : this.#rank() + Math.floor(this.#config.rng.next() * n);
-    const ballot = this.makeBallot(Math.min(this.#maxRound + 1 + skip, ROUND_LIMIT));
+    // Above every round seen and every ballot this incarnation sent (a ballot sent twice would
+    // let a duplicate Accept stand for a renewal), and below the round limit, or nothing at all.
+    const above = Math.max(this.#maxRound, this.#highest?.round ?? 0) + 1;
+    const next = Math.min(above + skip, ROUND_LIMIT - 1);
+    if (next < above) {
+      // The rounds are used up: campaign and renew no more; a lease held lapses at its deadline.
+      this.#round = null;
+      this.#renewAt = null;
+      this.#nextAttemptAt = null;
+      this.#exhausted = true;
+      return;
+    }
+    const ballot = this.makeBallot(next);
     this.see(ballot.round);
     this.#highest = ballot;
     this.#round = {
@@ -324,10 +342,7 @@ export class LeaseProposer {
     if (!release || this.#highest === null) return;
     const successor = wasLeader ? this.#successor(held.acceptedBy) : null;
     const owner = this.#config.owner;
-    this.#broadcast(
-      { type: 'lease.release', owner, ballot: this.#highest, successor, leaving: true },
-      out,
-    );
+    this.#broadcast({ type: 'lease.release', owner, ballot: this.#highest, successor }, out);
   }
 
   // Hooks: each is one rule of the design, overridden only by the broken variants in the tests.
@@ -426,13 +441,7 @@ export class LeaseProposer {
       // values at or below this ballot clear, A4).
       this.#nextAttemptAt = null;
       this.#broadcast(
-        {
-          type: 'lease.release',
-          owner: this.#config.owner,
-          ballot: round.ballot,
-          successor: null,
-          leaving: false,
-        },
+        { type: 'lease.release', owner: this.#config.owner, ballot: round.ballot, successor: null },
         out,
       );
       return;
@@ -487,13 +496,7 @@ export class LeaseProposer {
       // and never will (late replies are ignored), so it releases that round: a Release clears
       // only this owner's values at or below this ballot, never a later round of ours.
       this.#broadcast(
-        {
-          type: 'lease.release',
-          owner: this.#config.owner,
-          ballot: round.ballot,
-          successor: null,
-          leaving: false,
-        },
+        { type: 'lease.release', owner: this.#config.owner, ballot: round.ballot, successor: null },
         out,
       );
     }

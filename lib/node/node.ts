@@ -3,7 +3,12 @@ import { EventEmitter } from 'eventemitter3';
 import type { WebSocketTransportOptions } from '../../adapters/websocket/options.js';
 import { WebSocketTransport } from '../../adapters/websocket/transport.js';
 import { systemClock, systemScheduler, type Clock, type Scheduler } from '../clock.js';
-import { decodeFrame, type ProtocolMessage } from '../codec/messages.js';
+import {
+  decodeFrame,
+  encodeFrame,
+  PROTOCOL_VERSION,
+  type ProtocolMessage,
+} from '../codec/messages.js';
 import { snapshot } from '../counters.js';
 import { ConfigError, InvariantError, NotStartedError } from '../errors.js';
 import type { FollowerHandler, LeaderChange, LeaderHandler, NodeEvents } from '../events.js';
@@ -374,9 +379,10 @@ export class SynodNode extends EventEmitter<NodeEvents> {
       };
       const unsubscribe = this.#transport.onMessage((from, text) => {
         const result = decodeFrame(text, expect);
-        if (result.ok && result.frame.from === from && result.frame.msg.type === 'lease.chosen') {
-          done(true);
-        }
+        if (!result.ok || result.frame.from !== from) return;
+        const msg = result.frame.msg;
+        if (msg.type === 'lease.chosen') done(true);
+        else if (msg.type === 'lease.recover') this.#answerRecovery(from, msg.incarnation);
       });
       const timer = this.#scheduler.setTimeout(() => {
         done(false);
@@ -385,6 +391,36 @@ export class SynodNode extends EventEmitter<NodeEvents> {
         done(false);
       };
     });
+  }
+
+  /**
+   * While a stopped leader waits for its successor's election, a node that has just started
+   * without storage may ask it for the highest round seen, and cannot vote before enough nodes
+   * have answered: with three nodes, the successor would need that node's vote and that node
+   * would wait for this one forever. Answering is not voting: it says what this incarnation saw.
+   */
+  #answerRecovery(to: NodeId, incarnation: string): void {
+    const machine = this.#machine;
+    if (machine === null) return;
+    const { cluster, id } = this.#options;
+    try {
+      const text = encodeFrame({
+        v: PROTOCOL_VERSION,
+        cluster,
+        from: id,
+        to,
+        inc: machine.owner.incarnation,
+        msg: {
+          type: 'lease.recovery',
+          incarnation,
+          maxRound: machine.maxRound,
+          recovered: !machine.recovering,
+        },
+      });
+      this.#transport.send(to, text);
+    } catch (error) {
+      this.#log.warn(errorFields(error), 'could not answer a recovery question while stopping');
+    }
   }
 
   /** Stops timers, input and leadership at once; sends nothing more. */

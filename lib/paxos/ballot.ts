@@ -12,22 +12,18 @@ export interface Ballot {
 }
 
 /**
- * The highest round a node acts on. An acceptor never promises or accepts a ballot above it, and
- * a node never adopts a round at or above it, so its own ballots never pass it (and stay far
- * below the codec's wire cap of 2^52). At three renewals a second a cluster would need about
- * three million years to get here; a round above it comes from a buggy or hostile peer, and
- * refusing it keeps that one frame from taking a node out of elections.
+ * Rounds a node acts on are below this bound. A message naming a round or term at or above it
+ * is refused whole; a node never adopts such a round, and never builds a ballot at or above it:
+ * when its next round would reach it, it campaigns and renews no more (its lease lapses). At
+ * three renewals a second a cluster would need about three million years to get here; a round
+ * beyond it comes from a buggy or hostile peer, and refusing it keeps that one frame from taking
+ * a node out of elections. The codec's wire cap (2^52) is far above it.
  */
 export const ROUND_LIMIT = 2 ** 48;
 
-/** Whether a node may adopt `round` as seen: its next ballot (round + 1) stays within the limit. */
+/** Whether a round is within the bound: one a node may adopt as seen, and act on. */
 export function adoptable(round: number): boolean {
   return round < ROUND_LIMIT;
-}
-
-/** Whether an acceptor may vote (promise or accept) in a ballot of this round. */
-export function votable(round: number): boolean {
-  return round <= ROUND_LIMIT;
 }
 
 function cmp(a: string, b: string): -1 | 0 | 1 {

@@ -102,11 +102,10 @@ export function isValidMessage(m: unknown): boolean {
       return keys('ballot', 'term') && isBallot(m['ballot']) && isPos(m['term']);
     case 'lease.release':
       return (
-        keys('owner', 'ballot', 'successor', 'leaving') &&
+        keys('owner', 'ballot', 'successor') &&
         isOwner(m['owner']) &&
         isBallot(m['ballot']) &&
-        nullOr(m['successor'], isId) &&
-        typeof m['leaving'] === 'boolean'
+        nullOr(m['successor'], isId)
       );
     case 'lease.recover':
       return keys('incarnation') && isInc(m['incarnation']);
@@ -1004,7 +1003,6 @@ export class FrameSource {
           owner: this.owner(),
           ballot: ballot(),
           successor: this.chance(0.5) ? null : this.id(),
-          leaving: this.chance(0.5),
         };
       case 'lease.recover':
         return { type, incarnation: this.incarnation(from) };

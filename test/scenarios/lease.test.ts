@@ -595,4 +595,25 @@ describe('named fault schedules', () => {
     const broken = run(LEASE_MUTANTS.noTermRecovery);
     assert.ok(broken.s.checker.violations.some((v) => v.kind === 'termRegressed'));
   });
+  it('at the round limit a node sends no ballot twice: it stops campaigning and its lease lapses', () => {
+    const LIMIT = 2 ** 48;
+    const near = { promised: null, maxRound: LIMIT - 3 };
+    const s = new Scenario({ ids: ['a', 'b', 'c'], records: { a: near, b: near, c: near } });
+    s.start();
+    const quiet = s.rule((w) => w.message.type === 'lease.prepare' && w.from !== 'a', 'drop');
+    s.runUntilTrue(() => s.leaders().includes('a'), 5 * L, 'a elected');
+    quiet();
+    for (let i = 0; i < 40; i++) {
+      s.run(L / 4);
+      for (const id of ['a', 'b', 'c']) s.act(id);
+    }
+    // Rounds used up: nobody leads any more, and no ballot was ever sent twice (a renewal that
+    // reused its ballot let a duplicate Accept stand for it: two leaders).
+    s.assertSafe();
+    assert.deepEqual(s.leaders(), []);
+    const rounds = s.sent
+      .filter(is('lease.prepare'))
+      .map((w) => (w.message.type === 'lease.prepare' ? w.message.ballot.round : 0));
+    assert.ok(rounds.every((r) => r < LIMIT));
+  });
 });

@@ -134,7 +134,6 @@ const messageArbs: Record<ProtocolMessage['type'], fc.Arbitrary<ProtocolMessage>
     owner: ownerArb,
     ballot: ballotArb,
     successor: fc.option(idArb, { nil: null }),
-    leaving: fc.boolean(),
   }),
   'lease.recover': fc.record({ type: fc.constant('lease.recover' as const), incarnation: incArb }),
   'lease.recovery': fc.record({

@@ -58,8 +58,8 @@ const MESSAGES: ProtocolMessage[] = [
     termSeen: 0,
   },
   { type: 'lease.chosen', ballot: BALLOT, term: 7 },
-  { type: 'lease.release', owner: OWNER, ballot: BALLOT, successor: null, leaving: false },
-  { type: 'lease.release', owner: OWNER, ballot: BALLOT, successor: 'c', leaving: true },
+  { type: 'lease.release', owner: OWNER, ballot: BALLOT, successor: null },
+  { type: 'lease.release', owner: OWNER, ballot: BALLOT, successor: 'c' },
   { type: 'lease.recover', incarnation: OWNER.incarnation },
   { type: 'lease.recovery', incarnation: OWNER.incarnation, maxRound: 12, recovered: false },
   { type: 'paxos.prepare', instance: 0, ballot: BALLOT },
@@ -624,11 +624,10 @@ function messageOk(m: unknown): boolean {
       return has('ballot', 'term') && ballotOk(m['ballot']) && posOk(m['term']);
     case 'lease.release':
       return (
-        has('owner', 'ballot', 'successor', 'leaving') &&
+        has('owner', 'ballot', 'successor') &&
         ownerOk(m['owner']) &&
         ballotOk(m['ballot']) &&
-        (m['successor'] === null || idOk(m['successor'])) &&
-        typeof m['leaving'] === 'boolean'
+        (m['successor'] === null || idOk(m['successor']))
       );
     case 'lease.recover':
       return has('incarnation') && incOk(m['incarnation']);
@@ -758,7 +757,6 @@ const messageArb: fc.Arbitrary<ProtocolMessage> = fc.oneof(
     owner: ownerArb,
     ballot: ballotArb,
     successor: fc.option(idArb, { nil: null }),
-    leaving: fc.boolean(),
   }),
   fc.record({ type: fc.constant('paxos.prepare' as const), instance: roundArb, ballot: ballotArb }),
   fc.record({

@@ -399,7 +399,6 @@ describe('lease machine', () => {
       owner,
       ballot: { round, ...owner },
       successor: null,
-      leaving: false,
     });
     h.apply(
       'b',
@@ -556,54 +555,5 @@ describe('lease machine', () => {
     const promise = out.send.find((e) => e.message.type === 'lease.promise');
     assert.ok(promise?.message.type === 'lease.promise');
     assert.equal(promise.message.maxRound, 9, 'a round-5 proposer learns it is below round 9');
-  });
-  it('a node recovering the rounds seen counts a stopping node as one without memory, not as one to wait for', () => {
-    const run = (leaving: boolean): LeaseEvent[] => {
-      const c = new LeaseMachine(
-        {
-          id: 'c',
-          incarnation: '00000000000000c1',
-          peers: ['a', 'b', 'c'],
-          leaseMs: L,
-          maxClockDrift: RHO,
-          marginMs: MARGIN,
-          rng: createRng(9),
-        },
-        null,
-      );
-      c.start(0);
-      const asked = c.handle({ type: 'tick' }, L + 1);
-      assert.deepEqual(
-        asked.send.map((e) => `${e.to} ${e.message.type}`),
-        ['a lease.recover', 'b lease.recover'],
-      );
-      const b = { node: 'b', incarnation: '00000000000000b1' };
-      const events: LeaseEvent[] = [];
-      const release: LeaseMessage = {
-        type: 'lease.release',
-        owner: b,
-        ballot: { round: 4, ...b },
-        successor: 'a',
-        leaving,
-      };
-      events.push(...c.handle({ type: 'message', from: 'b', message: release }, L + 2).events);
-      const answer: LeaseMessage = {
-        type: 'lease.recovery',
-        incarnation: '00000000000000c1',
-        maxRound: 7,
-        recovered: true,
-      };
-      events.push(...c.handle({ type: 'message', from: 'a', message: answer }, L + 3).events);
-      return events;
-    };
-    assert.deepEqual(
-      run(true).filter((e) => e.type === 'recovered'),
-      [{ type: 'recovered', maxRound: 7 }],
-    );
-    // A Release of an abandoned round says nothing of its node leaving: still waiting for b.
-    assert.deepEqual(
-      run(false).filter((e) => e.type === 'recovered'),
-      [],
-    );
   });
 });
