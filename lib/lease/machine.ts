@@ -122,6 +122,20 @@ export class LeaseMachine {
     return this.#proposer.maxRound;
   }
 
+  /**
+   * The answer to a recovering node's question (its `incarnation`): the highest round this node
+   * has seen, and whether it has its memory. Answering is not voting: even a silent, recovering
+   * or stopped node tells what it has seen.
+   */
+  recoveryAnswer(incarnation: string): Extract<LeaseMessage, { type: 'lease.recovery' }> {
+    return {
+      type: 'lease.recovery',
+      incarnation,
+      maxRound: Math.max(this.#proposer.maxRound, this.#acceptor.maxRound),
+      recovered: this.#recovery === null,
+    };
+  }
+
   /** Whether it started without storage and has not yet learned the highest round seen. */
   get recovering(): boolean {
     return this.#recovery !== null;
@@ -312,16 +326,7 @@ export class LeaseMachine {
         proposer.onAccepted(from, message.ballot, now, out);
         break;
       case 'lease.recover':
-        // Answering is not voting: even a silent or recovering node tells what it has seen.
-        out.send.push({
-          to: from,
-          message: {
-            type: 'lease.recovery',
-            incarnation: message.incarnation,
-            maxRound: Math.max(proposer.maxRound, this.#acceptor.maxRound),
-            recovered: this.#recovery === null,
-          },
-        });
+        out.send.push({ to: from, message: this.recoveryAnswer(message.incarnation) });
         break;
       case 'lease.recovery': {
         const recovery = this.#recovery;

@@ -410,12 +410,7 @@ export class SynodNode extends EventEmitter<NodeEvents> {
         from: id,
         to,
         inc: machine.owner.incarnation,
-        msg: {
-          type: 'lease.recovery',
-          incarnation,
-          maxRound: machine.maxRound,
-          recovered: !machine.recovering,
-        },
+        msg: machine.recoveryAnswer(incarnation),
       });
       this.#transport.send(to, text);
     } catch (error) {

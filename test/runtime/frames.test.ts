@@ -8,7 +8,7 @@ import { createRng } from '../../lib/random.js';
 import type { Storage } from '../../lib/storage.js';
 import type { Transport } from '../../lib/transport.js';
 import { VirtualClock } from '../../lib/testing/virtual-clock.js';
-import { captureLogger, type LogLine } from './helpers.js';
+import { answerRecovery, captureLogger, type LogLine } from './helpers.js';
 
 const IDS = ['a', 'b', 'c'];
 const LEASE_MS = 200;
@@ -54,8 +54,8 @@ function setup(storage?: Storage<LeaseRecord>): {
   b.onMessage((_, frame) => received.push(frame));
   // b and c answer a's recovery question as nodes with their memory would, so that a (which
   // starts without storage unless given one) votes once its silence is over.
-  answerRecovery(b, 'b');
-  answerRecovery(c, 'c');
+  answerRecovery(b, 'b', INC_B);
+  answerRecovery(c, 'c', 'fedcba9876543210');
   // The settings node a starts with: a peer with others would be refused.
   const settings = agreedSettings({ ...DEFAULTS, leaseMs: LEASE_MS });
   void b.start(settings);
@@ -278,25 +278,6 @@ function incarnationLines(lines: readonly LogLine[]): LogLine[] {
 }
 
 /** Frames answering a Prepare of `b` (as opposed to `a`'s own campaign). */
-/** Answers every `lease.recover` that reaches `transport` with "round 0, recovered". */
-function answerRecovery(transport: Transport, id: string): void {
-  transport.onMessage((from, text) => {
-    const frame = JSON.parse(text) as Frame;
-    if (frame.msg.type !== 'lease.recover') return;
-    const inc = id === 'b' ? INC_B : 'fedcba9876543210';
-    const msg = {
-      type: 'lease.recovery',
-      incarnation: frame.msg.incarnation,
-      maxRound: 0,
-      recovered: true,
-    };
-    transport.send(
-      from,
-      encodeFrame({ v: 1, cluster: 'synod', from: id, to: from, inc, msg } as Frame),
-    );
-  });
-}
-
 function replies(frames: readonly string[]): string[] {
   return frames.filter((f) => /"type":"lease\.(promise|reject|accepted)"/.test(f));
 }

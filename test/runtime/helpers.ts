@@ -1,3 +1,4 @@
+import { encodeFrame } from '../../lib/codec/messages.js';
 import { snapshot } from '../../lib/counters.js';
 import type { LoggerLike } from '../../lib/logger.js';
 import type { TestCluster } from '../../lib/testing/cluster.js';
@@ -55,4 +56,26 @@ export async function runChecked(cluster: TestCluster, ms: number): Promise<void
     cluster.leader();
     return false;
   }, ms);
+}
+
+/**
+ * Makes a bare transport answer every `lease.recover` that reaches it as a peer with its memory
+ * would ("round 0, recovered"), so that a real node beside it, started without storage, votes
+ * once its silence is over.
+ */
+export function answerRecovery(transport: Transport, id: string, incarnation: string): void {
+  transport.onMessage((from, text) => {
+    const frame = JSON.parse(text) as { msg: { type: string; incarnation?: string } };
+    if (frame.msg.type !== 'lease.recover' || frame.msg.incarnation === undefined) return;
+    const msg = {
+      type: 'lease.recovery',
+      incarnation: frame.msg.incarnation,
+      maxRound: 0,
+      recovered: true,
+    } as const;
+    transport.send(
+      from,
+      encodeFrame({ v: 1, cluster: 'synod', from: id, to: from, inc: incarnation, msg }),
+    );
+  });
 }

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { MemoryNetwork } from '../../adapters/memory/index.js';
-import { encodeFrame, type Frame } from '../../lib/codec/messages.js';
+import { encodeFrame } from '../../lib/codec/messages.js';
 import { DEFAULTS } from '../../lib/index.js';
 import { createNode, HALT, type SynodNode } from '../../lib/node/node.js';
 import { agreedSettings } from '../../lib/options.js';
 import { createRng } from '../../lib/random.js';
 import { VirtualClock } from '../../lib/testing/virtual-clock.js';
-import { captureLogger } from './helpers.js';
+import { answerRecovery, captureLogger } from './helpers.js';
 
 const IDS = ['a', 'b', 'c', 'd', 'e'];
 const LEASE_MS = 200;
@@ -41,17 +41,7 @@ describe('a frame naming a round at the wire cap', () => {
     });
     const e = network.transport('e', IDS);
     // e answers the recovery question as a node with its memory would, and nothing else.
-    e.onMessage((from, text) => {
-      const frame = JSON.parse(text) as Frame;
-      if (frame.msg.type !== 'lease.recover') return;
-      const msg = {
-        type: 'lease.recovery',
-        incarnation: frame.msg.incarnation,
-        maxRound: 0,
-        recovered: true,
-      } as const;
-      e.send(from, encodeFrame({ v: 1, cluster: 'synod', from: 'e', to: from, inc: INC_E, msg }));
-    });
+    answerRecovery(e, 'e', INC_E);
     await e.start(agreedSettings({ ...DEFAULTS, leaseMs: LEASE_MS }));
     for (const node of nodes.values()) await node.start();
     const leader = async (): Promise<SynodNode> => {
