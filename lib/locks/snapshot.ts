@@ -8,8 +8,10 @@ import { MAX_LOCK_NAME_LENGTH } from './commands.js';
  * A snapshot holds everything a later command can observe: the apply index, the token base and
  * counter, every session (acked, deduplication entries in table order), every grant and every
  * FIFO queue in order. Holders of grants and waiters are indices into `sessions`. Bigints are
- * decimal strings. `readSnapshot` accepts exactly what `LockTable#snapshot` can produce, checked
- * for consistency, so a restored table never meets a state the table could not have reached.
+ * decimal strings. `readSnapshot` checks every field's type and bounds, and that grants, queues
+ * and deduplication entries agree with one another as a table's always do, so a restored table
+ * starts from a state its own rules keep consistent. (`encodeSnapshot` and `decodeSnapshot`,
+ * text to table and back, live beside `LockTable` in lock-table.ts, which imports this module.)
  */
 
 /** Bumped when the layout changes: a reader refuses formats it does not know. */
