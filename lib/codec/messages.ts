@@ -115,7 +115,7 @@ type Rule =
   | { readonly kind: 'ttl' }
   /** A signed 64-bit integer as a decimal string on the wire, a `bigint` in memory. */
   | { readonly kind: 'bigint' }
-  /** A snapshot part: base64 of at most MAX_SNAPSHOT_PART_CHARS characters. */
+  /** A snapshot part: padded base64 (whole 4-character groups), MAX_SNAPSHOT_PART_CHARS at most. */
   | { readonly kind: 'base64' }
   /** A count of snapshot parts: 1 to MAX_SNAPSHOT_PARTS. */
   | { readonly kind: 'parts' }
@@ -528,6 +528,7 @@ function read(rule: Rule, input: unknown, path: string, strict: boolean): unknow
       if (
         typeof input !== 'string' ||
         input.length > MAX_SNAPSHOT_PART_CHARS ||
+        input.length % 4 !== 0 ||
         !/^[A-Za-z0-9+/]*={0,2}$/.test(input)
       ) {
         throw new Rejection(path, 'expected base64 text of a snapshot part');
@@ -540,7 +541,12 @@ function read(rule: Rule, input: unknown, path: string, strict: boolean): unknow
       if (input.length > rule.max) {
         throw new Rejection(path, `expected at most ${rule.max} items`);
       }
-      return input.map((item: unknown, i) => read(rule.of, item, `${path}[${i}]`, strict));
+      // Every index, holes included (map skips them, and JSON.stringify would send null).
+      const items: unknown[] = [];
+      for (let i = 0; i < input.length; i++) {
+        items.push(read(rule.of, input[i] as unknown, `${path}[${i}]`, strict));
+      }
+      return items;
     }
     case 'union': {
       if (!isRecord(input)) throw new Rejection(path, 'expected an object');
@@ -605,9 +611,12 @@ function integer(input: unknown, path: string, min: number, max: number, what: s
   return input === 0 ? 0 : input;
 }
 
-/** A token from the wire: a decimal string of a signed 64-bit integer, with no leading zeros. */
+/**
+ * A token from the wire: a decimal string of a signed 64-bit integer, spelled as `encodeToken`
+ * spells it (no '+', no leading zeros, no "-0"), so each token has one spelling.
+ */
 function decodeToken(input: unknown, path: string): bigint {
-  if (typeof input !== 'string' || !/^-?(0|[1-9][0-9]{0,18})$/.test(input)) {
+  if (typeof input !== 'string' || !/^(0|-?[1-9][0-9]{0,18})$/.test(input)) {
     throw new Rejection(path, 'expected a decimal integer string');
   }
   const value = BigInt(input);
