@@ -1,5 +1,9 @@
 import { InvalidMessageError, InvariantError } from '../errors.js';
 import type { LeaseMessage } from '../lease/messages.js';
+import { MAX_LOCK_NAME_LENGTH, type LockCommand } from '../locks/commands.js';
+import type { LockMessage } from '../locks/messages.js';
+import type { LogMessage } from '../log/messages.js';
+import { MAX_SNAPSHOT_PART_CHARS, MAX_SNAPSHOT_PARTS } from '../log/snapshot.js';
 import type { PaxosMessage } from '../paxos/messages.js';
 import type { NodeId } from '../types.js';
 
@@ -14,7 +18,7 @@ import type { NodeId } from '../types.js';
  *
  * One schema (below) drives both directions. Its key sets are checked against the message
  * types at compile time, so a field added to a message without a rule here fails the build.
- * 64-bit values, should a message ever carry one, travel as decimal strings (none do today).
+ * 64-bit values (fencing tokens) travel as decimal strings and come out as `bigint`s.
  */
 
 export const PROTOCOL_VERSION = 1;
@@ -35,14 +39,21 @@ export const MAX_LEASE_MS = 3_600_000;
  */
 export const MAX_ROUND = 2 ** 52;
 /**
- * Deepest nesting of objects a frame may have. The deepest valid frame (a lease promise: frame,
- * msg, accepted, value, owner) has 5; a little slack, but no room for a parser bomb.
+ * Deepest nesting of objects and arrays a frame may have. The deepest valid frame (a log
+ * promise: frame, msg, entries, entry, value, command, locks, lock) has 8; a little slack, but
+ * no room for a parser bomb.
  */
-const MAX_DEPTH = 8;
+const MAX_DEPTH = 10;
+/** Longest lock TTL on the wire, in ms: the largest timer delay Node accepts. */
+export const MAX_TTL_MS = 2_147_483_647;
+/** Most items in one array of a frame: commands in a batch, entries in a page, locks renewed. */
+export const MAX_ARRAY_ITEMS = 4096;
+/** Tokens are signed 64-bit integers, so they fit a BIGINT column. */
+const MAX_TOKEN = 2n ** 63n - 1n;
 /** How much hostile input an error message may quote. */
 const QUOTE_CHARS = 24;
 
-export type ProtocolMessage = LeaseMessage | PaxosMessage;
+export type ProtocolMessage = LeaseMessage | PaxosMessage | LogMessage<LockCommand> | LockMessage;
 export type ProtocolMessageType = ProtocolMessage['type'];
 
 export interface Frame {
@@ -98,12 +109,34 @@ type Rule =
   | { readonly kind: 'boolean' }
   | { readonly kind: 'version' }
   | { readonly kind: 'message' }
+  /** A lock name: 1 to MAX_LOCK_NAME_LENGTH UTF-16 code units. */
+  | { readonly kind: 'name' }
+  /** A lock TTL in ms: a positive integer up to MAX_TTL_MS. */
+  | { readonly kind: 'ttl' }
+  /** A signed 64-bit integer as a decimal string on the wire, a `bigint` in memory. */
+  | { readonly kind: 'bigint' }
+  /** A snapshot part: padded base64 (whole 4-character groups), MAX_SNAPSHOT_PART_CHARS at most. */
+  | { readonly kind: 'base64' }
+  /** A count of snapshot parts: 1 to MAX_SNAPSHOT_PARTS. */
+  | { readonly kind: 'parts' }
+  | { readonly kind: 'array'; readonly of: Rule; readonly max: number }
+  /** One of several object shapes, told apart by the string field `tag`. */
+  | {
+      readonly kind: 'union';
+      readonly tag: string;
+      readonly variants: Readonly<Record<string, Readonly<Record<string, Rule>>>>;
+    }
   | { readonly kind: 'nullable'; readonly of: Rule }
   | { readonly kind: 'object'; readonly fields: Readonly<Record<string, Rule>> };
 
-type StringRule = Extract<Rule, { kind: 'id' | 'incarnation' | 'value' | 'enum' }>;
-type NumberRule = Extract<Rule, { kind: 'round' | 'term' | 'leaseMs' }>;
+type StringRule = Extract<
+  Rule,
+  { kind: 'id' | 'incarnation' | 'value' | 'enum' | 'name' | 'base64' }
+>;
+type NumberRule = Extract<Rule, { kind: 'round' | 'term' | 'leaseMs' | 'ttl' | 'parts' }>;
 type BooleanRule = Extract<Rule, { kind: 'boolean' }>;
+type BigintRule = Extract<Rule, { kind: 'bigint' }>;
+type UnionRule = Extract<Rule, { kind: 'union' }>;
 
 /**
  * The rule shape a TypeScript type needs: nullable types need a `nullable` rule, objects need an
@@ -114,13 +147,17 @@ type RuleFor<T> = null extends T
   ? { readonly kind: 'nullable'; readonly of: RuleFor<NonNullable<T>> }
   : T extends string
     ? StringRule
-    : T extends number
-      ? NumberRule
-      : T extends boolean
-        ? BooleanRule
-        : T extends object
-          ? { readonly kind: 'object'; readonly fields: FieldsOf<T> }
-          : never;
+    : T extends bigint
+      ? BigintRule
+      : T extends number
+        ? NumberRule
+        : T extends boolean
+          ? BooleanRule
+          : T extends readonly (infer E)[]
+            ? { readonly kind: 'array'; readonly of: RuleFor<E> | UnionRule; readonly max: number }
+            : T extends object
+              ? { readonly kind: 'object'; readonly fields: FieldsOf<T> } | UnionRule
+              : never;
 
 type FieldsOf<T> = { readonly [K in keyof T]-?: RuleFor<T[K]> };
 
@@ -139,6 +176,67 @@ const BALLOT = {
   fields: { round: ROUND, node: ID, incarnation: INCARNATION },
 } as const;
 const OWNER = { kind: 'object', fields: { node: ID, incarnation: INCARNATION } } as const;
+const NAME = { kind: 'name' } as const;
+const TOKEN = { kind: 'bigint' } as const;
+const TTL = { kind: 'ttl' } as const;
+
+/** The fields every holder's command carries. */
+const CLIENT_FIELDS = { holder: OWNER, seq: ROUND, acked: ROUND } as const;
+const CLIENT_VARIANTS = {
+  acquire: { ...CLIENT_FIELDS, name: NAME, ttlMs: TTL, wait: { kind: 'boolean' } },
+  release: { ...CLIENT_FIELDS, name: NAME, token: TOKEN },
+  renew: {
+    ...CLIENT_FIELDS,
+    locks: {
+      kind: 'array',
+      of: { kind: 'object', fields: { name: NAME, token: TOKEN } },
+      max: MAX_ARRAY_ITEMS,
+    },
+  },
+  cancel: { ...CLIENT_FIELDS, target: ROUND },
+} as const;
+const CLIENT_COMMAND: Rule = { kind: 'union', tag: 'op', variants: CLIENT_VARIANTS };
+const LOCK_COMMAND: Rule = {
+  kind: 'union',
+  tag: 'op',
+  variants: {
+    ...CLIENT_VARIANTS,
+    expire: { name: NAME, token: TOKEN, version: ROUND },
+    retire: { holders: { kind: 'array', of: OWNER, max: MAX_ARRAY_ITEMS } },
+    epoch: { base: TOKEN },
+  },
+};
+const LOG_VALUE = {
+  kind: 'nullable',
+  of: { kind: 'array', of: LOCK_COMMAND, max: MAX_ARRAY_ITEMS },
+} as const;
+const SLOT_VALUES = {
+  kind: 'array',
+  of: { kind: 'object', fields: { slot: ROUND, value: LOG_VALUE } },
+  max: MAX_ARRAY_ITEMS,
+} as const;
+const LOCK_REPLY: Rule = {
+  kind: 'union',
+  tag: 'type',
+  variants: {
+    granted: { seq: ROUND, name: NAME, token: TOKEN, ttlMs: TTL, version: ROUND },
+    queued: { seq: ROUND, name: NAME },
+    busy: { seq: ROUND, name: NAME },
+    ended: { seq: ROUND, name: NAME },
+    released: { seq: ROUND, name: NAME },
+    'not-held': { seq: ROUND, name: NAME },
+    renewed: {
+      seq: ROUND,
+      versions: { kind: 'array', of: { kind: 'nullable', of: ROUND }, max: MAX_ARRAY_ITEMS },
+    },
+    cancelled: {
+      seq: ROUND,
+      target: ROUND,
+      was: { kind: 'enum', values: ['queued', 'granted', 'unknown'] },
+    },
+    stale: { seq: ROUND },
+  },
+};
 
 const MESSAGE_RULES: MessageRules = {
   'lease.prepare': { ballot: BALLOT },
@@ -197,6 +295,59 @@ const MESSAGE_RULES: MessageRules = {
   'paxos.accept': { instance: ROUND, ballot: BALLOT, value: { kind: 'value' } },
   'paxos.accepted': { instance: ROUND, ballot: BALLOT },
   'paxos.reject': { instance: ROUND, ballot: BALLOT, promised: BALLOT },
+  'log.prepare': { ballot: BALLOT, attempt: ROUND, from: ROUND },
+  'log.promise': {
+    ballot: BALLOT,
+    attempt: ROUND,
+    from: ROUND,
+    entries: {
+      kind: 'array',
+      of: { kind: 'object', fields: { slot: ROUND, ballot: BALLOT, value: LOG_VALUE } },
+      max: MAX_ARRAY_ITEMS,
+    },
+    next: { kind: 'nullable', of: ROUND },
+    floor: ROUND,
+    applied: ROUND,
+    maxRound: ROUND,
+  },
+  'log.accept': { ballot: BALLOT, attempt: ROUND, entries: SLOT_VALUES, commit: ROUND },
+  'log.accepted': { ballot: BALLOT, attempt: ROUND, applied: ROUND },
+  'log.reject': {
+    ballot: BALLOT,
+    attempt: ROUND,
+    promised: { kind: 'nullable', of: BALLOT },
+    maxRound: ROUND,
+  },
+  'log.fetch': { from: ROUND },
+  'log.chosen': { entries: SLOT_VALUES },
+  'log.snapshot-fetch': { slot: ROUND, part: ROUND },
+  'log.snapshot': {
+    slot: ROUND,
+    part: ROUND,
+    parts: { kind: 'parts' },
+    data: { kind: 'base64' },
+  },
+  'lock.request': {
+    commands: { kind: 'array', of: CLIENT_COMMAND, max: MAX_ARRAY_ITEMS },
+  },
+  'lock.reply': {
+    incarnation: INCARNATION,
+    replies: { kind: 'array', of: LOCK_REPLY, max: MAX_ARRAY_ITEMS },
+  },
+  'lock.redirect': {
+    incarnation: INCARNATION,
+    seqs: { kind: 'array', of: ROUND, max: MAX_ARRAY_ITEMS },
+    leader: { kind: 'nullable', of: ID },
+  },
+  'lock.read': { incarnation: INCARNATION, id: ROUND, name: NAME },
+  'lock.view': {
+    incarnation: INCARNATION,
+    id: ROUND,
+    name: NAME,
+    holder: { kind: 'nullable', of: OWNER },
+    token: { kind: 'nullable', of: TOKEN },
+    waiters: ROUND,
+  },
 };
 
 /** Each message as an object rule with its `type` first, so encoded frames read naturally. */
@@ -358,6 +509,60 @@ function read(rule: Rule, input: unknown, path: string, strict: boolean): unknow
       }
       return read(message, input, path, strict);
     }
+    case 'name':
+      if (typeof input !== 'string' || input.length === 0 || input.length > MAX_LOCK_NAME_LENGTH) {
+        throw new Rejection(path, `expected a name of 1 to ${MAX_LOCK_NAME_LENGTH} characters`);
+      }
+      return input;
+    case 'ttl':
+      return integer(input, path, 1, MAX_TTL_MS, `an integer from 1 to ${MAX_TTL_MS}`);
+    case 'parts':
+      return integer(
+        input,
+        path,
+        1,
+        MAX_SNAPSHOT_PARTS,
+        `an integer from 1 to ${MAX_SNAPSHOT_PARTS}`,
+      );
+    case 'base64':
+      if (
+        typeof input !== 'string' ||
+        input.length > MAX_SNAPSHOT_PART_CHARS ||
+        input.length % 4 !== 0 ||
+        !/^[A-Za-z0-9+/]*={0,2}$/.test(input)
+      ) {
+        throw new Rejection(path, 'expected base64 text of a snapshot part');
+      }
+      return input;
+    case 'bigint':
+      return strict ? decodeToken(input, path) : encodeToken(input, path);
+    case 'array': {
+      if (!Array.isArray(input)) throw new Rejection(path, 'expected an array');
+      if (input.length > rule.max) {
+        throw new Rejection(path, `expected at most ${rule.max} items`);
+      }
+      // Every index, holes included (map skips them, and JSON.stringify would send null).
+      const items: unknown[] = [];
+      for (let i = 0; i < input.length; i++) {
+        items.push(read(rule.of, input[i] as unknown, `${path}[${i}]`, strict));
+      }
+      return items;
+    }
+    case 'union': {
+      if (!isRecord(input)) throw new Rejection(path, 'expected an object');
+      const tag = input[rule.tag];
+      const at = join(path, rule.tag);
+      if (typeof tag !== 'string' || !Object.hasOwn(rule.variants, tag)) {
+        throw new Rejection(at, `expected one of ${Object.keys(rule.variants).join(', ')}`);
+      }
+      const fields = rule.variants[tag] ?? {};
+      return readObject(
+        { [rule.tag]: { kind: 'enum', values: [tag] }, ...fields },
+        input,
+        path,
+        strict,
+      );
+    }
     case 'nullable':
       return input === null ? null : read(rule.of, input, path, strict);
     case 'object':
@@ -404,6 +609,28 @@ function integer(input: unknown, path: string, min: number, max: number, what: s
   }
   // JSON allows -0; keep it from reaching the core (Object.is(-0, 0) is false).
   return input === 0 ? 0 : input;
+}
+
+/**
+ * A token from the wire: a decimal string of a signed 64-bit integer, spelled as `encodeToken`
+ * spells it (no '+', no leading zeros, no "-0"), so each token has one spelling.
+ */
+function decodeToken(input: unknown, path: string): bigint {
+  if (typeof input !== 'string' || !/^(0|-?[1-9][0-9]{0,18})$/.test(input)) {
+    throw new Rejection(path, 'expected a decimal integer string');
+  }
+  const value = BigInt(input);
+  if (value > MAX_TOKEN || value < -MAX_TOKEN - 1n) {
+    throw new Rejection(path, 'expected a signed 64-bit integer');
+  }
+  return value;
+}
+
+function encodeToken(input: unknown, path: string): string {
+  if (typeof input !== 'bigint' || input > MAX_TOKEN || input < -MAX_TOKEN - 1n) {
+    throw new Rejection(path, 'expected a signed 64-bit bigint');
+  }
+  return input.toString();
 }
 
 /** Whether `value` can be a node or cluster id: 1 to MAX_ID_LENGTH UTF-16 code units. */

@@ -7,7 +7,9 @@ import {
   type Frame,
   type ProtocolMessage,
 } from '../../lib/codec/messages.js';
-import type { LeaseMessage } from '../../lib/lease/messages.js';
+import type { LockCommand, LockReply } from '../../lib/locks/commands.js';
+import type { ClientCommand } from '../../lib/locks/messages.js';
+import type { AcceptedEntry, LogValue, SlotValue } from '../../lib/log/messages.js';
 import type { Ballot } from '../../lib/paxos/ballot.js';
 import { createRng, randomIncarnation, type Rng } from '../../lib/random.js';
 import type { NodeId, Owner } from '../../lib/types.js';
@@ -68,6 +70,126 @@ const isAcceptedLease = (x: unknown): boolean =>
   hasExactly(x, ['ballot', 'value']) && isBallot(x['ballot']) && isLeaseValue(x['value']);
 const isAcceptedValue = (x: unknown): boolean =>
   hasExactly(x, ['ballot', 'value']) && isBallot(x['ballot']) && isPaxosValue(x['value']);
+
+// The log and the locks.
+
+/** Most items in one array of a frame. */
+const MAX_ITEMS = 4096;
+/** Lock names: 1 to 256 UTF-16 code units. */
+const isName = (x: unknown): boolean => typeof x === 'string' && x.length >= 1 && x.length <= 256;
+/** Lock TTLs: 1 ms to the longest timer delay Node accepts, 2^31 − 1 ms. */
+const isTtl = (x: unknown): boolean =>
+  Number.isSafeInteger(x) && (x as number) >= 1 && (x as number) <= 2 ** 31 - 1;
+/** Snapshot part counts: 1 to 16,384. */
+const isPartCount = (x: unknown): boolean =>
+  Number.isSafeInteger(x) && (x as number) >= 1 && (x as number) <= 16_384;
+const arrayOf = (x: unknown, ok: (y: unknown) => boolean): boolean =>
+  Array.isArray(x) && x.length <= MAX_ITEMS && x.every((y) => ok(y));
+/**
+ * A fencing token: a signed 64-bit integer as a decimal string, spelled exactly as
+ * `BigInt.prototype.toString` spells it (no sign on zero, no '+', no leading zeros, no exponent).
+ */
+const isToken = (x: unknown): boolean => {
+  if (typeof x !== 'string' || !/^-?[0-9]{1,20}$/.test(x)) return false;
+  const n = BigInt(x);
+  return String(n) === x && n >= -(2n ** 63n) && n < 2n ** 63n;
+};
+/** One part of a snapshot: padded standard base64, at most 36 KiB of data (49,152 characters). */
+const isSnapshotData = (x: unknown): boolean =>
+  typeof x === 'string' &&
+  x.length <= 49_152 &&
+  /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(x);
+
+/** A lock command; `leader` admits the ones only the leader proposes (expire, retire, epoch). */
+function isCommand(x: unknown, leader: boolean): boolean {
+  if (!isObj(x)) return false;
+  const client = (...rest: string[]): boolean =>
+    hasExactly(x, ['op', 'holder', 'seq', 'acked', ...rest]) &&
+    isOwner(x['holder']) &&
+    isNat(x['seq']) &&
+    isNat(x['acked']);
+  switch (x['op']) {
+    case 'acquire':
+      return (
+        client('name', 'ttlMs', 'wait') &&
+        isName(x['name']) &&
+        isTtl(x['ttlMs']) &&
+        typeof x['wait'] === 'boolean'
+      );
+    case 'release':
+      return client('name', 'token') && isName(x['name']) && isToken(x['token']);
+    case 'renew':
+      return (
+        client('locks') &&
+        arrayOf(
+          x['locks'],
+          (l) => hasExactly(l, ['name', 'token']) && isName(l['name']) && isToken(l['token']),
+        )
+      );
+    case 'cancel':
+      return client('target') && isNat(x['target']);
+    case 'expire':
+      return (
+        leader &&
+        hasExactly(x, ['op', 'name', 'token', 'version']) &&
+        isName(x['name']) &&
+        isToken(x['token']) &&
+        isNat(x['version'])
+      );
+    case 'retire':
+      return leader && hasExactly(x, ['op', 'holders']) && arrayOf(x['holders'], isOwner);
+    case 'epoch':
+      return leader && hasExactly(x, ['op', 'base']) && isToken(x['base']);
+    default:
+      return false;
+  }
+}
+
+/** A log slot's value: a batch of lock commands, or null (a no-op). */
+const isLogValue = (x: unknown): boolean =>
+  nullOr(x, (batch) => arrayOf(batch, (c) => isCommand(c, true)));
+const isSlotValue = (x: unknown): boolean =>
+  hasExactly(x, ['slot', 'value']) && isNat(x['slot']) && isLogValue(x['value']);
+const isAcceptedEntry = (x: unknown): boolean =>
+  hasExactly(x, ['slot', 'ballot', 'value']) &&
+  isNat(x['slot']) &&
+  isBallot(x['ballot']) &&
+  isLogValue(x['value']);
+
+/** The answer to one client command. */
+function isLockReply(x: unknown): boolean {
+  if (!isObj(x)) return false;
+  const keys = (...rest: string[]): boolean =>
+    hasExactly(x, ['type', 'seq', ...rest]) && isNat(x['seq']);
+  switch (x['type']) {
+    case 'granted':
+      return (
+        keys('name', 'token', 'ttlMs', 'version') &&
+        isName(x['name']) &&
+        isToken(x['token']) &&
+        isTtl(x['ttlMs']) &&
+        isNat(x['version'])
+      );
+    case 'queued':
+    case 'busy':
+    case 'ended':
+    case 'released':
+    case 'not-held':
+      return keys('name') && isName(x['name']);
+    case 'renewed':
+      return keys('versions') && arrayOf(x['versions'], (v) => nullOr(v, isNat));
+    case 'cancelled':
+      return (
+        keys('target', 'was') &&
+        isNat(x['target']) &&
+        ['queued', 'granted', 'unknown'].includes(x['was'] as string)
+      );
+    case 'stale':
+      return keys();
+    default:
+      return false;
+  }
+}
 
 /** Whether `m` is one of the protocol's messages, field for field. */
 export function isValidMessage(m: unknown): boolean {
@@ -140,6 +262,94 @@ export function isValidMessage(m: unknown): boolean {
         isBallot(m['ballot']) &&
         isBallot(m['promised'])
       );
+    case 'log.prepare':
+      return (
+        keys('ballot', 'attempt', 'from') &&
+        isBallot(m['ballot']) &&
+        isNat(m['attempt']) &&
+        isNat(m['from'])
+      );
+    case 'log.promise':
+      return (
+        keys('ballot', 'attempt', 'from', 'entries', 'next', 'floor', 'applied', 'maxRound') &&
+        isBallot(m['ballot']) &&
+        isNat(m['attempt']) &&
+        isNat(m['from']) &&
+        arrayOf(m['entries'], isAcceptedEntry) &&
+        nullOr(m['next'], isNat) &&
+        isNat(m['floor']) &&
+        isNat(m['applied']) &&
+        isNat(m['maxRound'])
+      );
+    case 'log.accept':
+      return (
+        keys('ballot', 'attempt', 'entries', 'commit') &&
+        isBallot(m['ballot']) &&
+        isNat(m['attempt']) &&
+        arrayOf(m['entries'], isSlotValue) &&
+        isNat(m['commit'])
+      );
+    case 'log.accepted':
+      return (
+        keys('ballot', 'attempt', 'applied') &&
+        isBallot(m['ballot']) &&
+        isNat(m['attempt']) &&
+        isNat(m['applied'])
+      );
+    case 'log.reject':
+      return (
+        keys('ballot', 'attempt', 'promised', 'maxRound') &&
+        isBallot(m['ballot']) &&
+        isNat(m['attempt']) &&
+        nullOr(m['promised'], isBallot) &&
+        isNat(m['maxRound'])
+      );
+    case 'log.fetch':
+      return keys('from') && isNat(m['from']);
+    case 'log.chosen':
+      return keys('entries') && arrayOf(m['entries'], isSlotValue);
+    case 'log.snapshot-fetch':
+      return keys('slot', 'part') && isNat(m['slot']) && isNat(m['part']);
+    case 'log.snapshot':
+      return (
+        keys('slot', 'part', 'parts', 'data') &&
+        isNat(m['slot']) &&
+        isNat(m['part']) &&
+        isPartCount(m['parts']) &&
+        isSnapshotData(m['data'])
+      );
+    case 'lock.request':
+      return keys('commands') && arrayOf(m['commands'], (c) => isCommand(c, false));
+    case 'lock.reply':
+      return (
+        keys('incarnation', 'replies') &&
+        isInc(m['incarnation']) &&
+        arrayOf(m['replies'], isLockReply)
+      );
+    case 'lock.redirect':
+      return (
+        keys('incarnation', 'seqs', 'leader') &&
+        isInc(m['incarnation']) &&
+        arrayOf(m['seqs'], isNat) &&
+        nullOr(m['leader'], isId)
+      );
+    case 'lock.read':
+      return (
+        keys('incarnation', 'id', 'name') &&
+        isInc(m['incarnation']) &&
+        isNat(m['id']) &&
+        isName(m['name'])
+      );
+    case 'lock.view':
+      return (
+        keys('incarnation', 'id', 'name', 'holder', 'token', 'waiters') &&
+        isInc(m['incarnation']) &&
+        isNat(m['id']) &&
+        isName(m['name']) &&
+        nullOr(m['holder'], isOwner) &&
+        nullOr(m['token'], isToken) &&
+        isNat(m['waiters'])
+      );
     default:
       return false;
   }
@@ -182,13 +392,68 @@ export function expectedDecode(
   // Nesting is limited in the text, before parsing: a deep value under a key that a later
   // duplicate overrides still counts.
   if (textDepth(text) > MAX_TEXT_DEPTH) return { ok: false };
-  return isAcceptableFrame(value, expect)
-    ? { ok: true, value: withoutNegativeZero(value) }
-    : { ok: false };
+  if (!isAcceptableFrame(value, expect)) return { ok: false };
+  const decoded = withoutNegativeZero(value) as Obj;
+  withTokensAsBigints(decoded['msg'] as Obj);
+  return { ok: true, value: decoded };
 }
 
 /** The deepest nesting of objects and arrays a frame's text may have (docs/design.md). */
-export const MAX_TEXT_DEPTH = 8;
+export const MAX_TEXT_DEPTH = 10;
+
+/**
+ * Turns the fencing tokens of a valid message (copied from JSON.parse's value, so owned here)
+ * from their decimal strings into the `bigint`s a decoded message holds. Only tokens: a name or
+ * an incarnation made of digits stays a string.
+ */
+function withTokensAsBigints(msg: Obj): void {
+  const big = (o: Obj, key: string): void => {
+    const text = o[key];
+    if (typeof text === 'string') o[key] = BigInt(text);
+  };
+  const command = (c: Obj): void => {
+    switch (c['op']) {
+      case 'release':
+      case 'expire':
+        big(c, 'token');
+        break;
+      case 'renew':
+        for (const lock of c['locks'] as Obj[]) big(lock, 'token');
+        break;
+      case 'epoch':
+        big(c, 'base');
+        break;
+      default:
+        break;
+    }
+  };
+  const entries = (list: Obj[]): void => {
+    for (const entry of list) {
+      const batch = entry['value'] as Obj[] | null;
+      for (const c of batch ?? []) command(c);
+    }
+  };
+  switch (msg['type']) {
+    case 'log.promise':
+    case 'log.accept':
+    case 'log.chosen':
+      entries(msg['entries'] as Obj[]);
+      break;
+    case 'lock.request':
+      for (const c of msg['commands'] as Obj[]) command(c);
+      break;
+    case 'lock.reply':
+      for (const reply of msg['replies'] as Obj[]) {
+        if (reply['type'] === 'granted') big(reply, 'token');
+      }
+      break;
+    case 'lock.view':
+      big(msg, 'token');
+      break;
+    default:
+      break;
+  }
+}
 
 /** How deep objects and arrays nest in a JSON text. */
 export function textDepth(text: string): number {
@@ -343,6 +608,11 @@ export const RETYPE_TOKENS: readonly string[] = [
   '[1]',
   '{}',
   '{"round":1}',
+  '"1"',
+  '[null]',
+  '["0"]',
+  '{"op":"epoch","base":"1"}',
+  '{"type":"stale","seq":1}',
 ];
 
 /** Numbers at the edges, including texts that are not JSON numbers or not numbers at all. */
@@ -369,6 +639,10 @@ export const NUMBER_EDGES: readonly string[] = [
   '18446744073709551616',
   '3600000',
   '3600001',
+  '16384',
+  '16385',
+  '2147483647',
+  '2147483648',
   '1' + '0'.repeat(400),
   '01',
   '+1',
@@ -423,6 +697,45 @@ export const STRING_EDGES: readonly string[] = [
   '"paxos.accepted"',
   '"paxos.reject"',
   '"lease.PREPARE"',
+  '"log.promise"',
+  '"log.accept"',
+  '"log.snapshot"',
+  '"lock.request"',
+  '"lock.reply"',
+  '"lock.view"',
+  '"acquire"',
+  '"release"',
+  '"renew"',
+  '"expire"',
+  '"epoch"',
+  '"granted"',
+  '"not-held"',
+  '"queued"',
+  '"unknown"',
+  // Tokens, and spellings of them that are not canonical decimal strings.
+  '"0"',
+  '"-1"',
+  '"9223372036854775807"',
+  '"-9223372036854775808"',
+  '"9223372036854775808"',
+  '"-9223372036854775809"',
+  '"-0"',
+  '"00"',
+  '"01"',
+  '"+1"',
+  '"1 "',
+  '"1.0"',
+  '"0x10"',
+  '"\uff11"',
+  // Base64, right and wrong.
+  '"AAAA"',
+  '"AA=="',
+  '"AAA="',
+  '"A"',
+  '"AAAAA"',
+  '"A==="',
+  '"AA-_"',
+  '"AA\\nAA"',
   '"0123456789abcdef"',
   '"0123456789ABCDEF"',
   '"0123456789abcde"',
@@ -495,15 +808,21 @@ const WRAPS: readonly ((t: string) => string)[] = [
 ];
 
 /** Nesting depths around the decoder's limit, and far beyond it. */
-const NEST_DEPTHS: readonly number[] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 64, 5000];
+const NEST_DEPTHS: readonly number[] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 64, 5000];
 
-/** Sizes around the id, value and frame limits, as string literals. */
+/** Sizes around the id, name, value, snapshot part and frame limits, as string literals. */
 const HUGE: readonly (() => string)[] = [
   () => 'a'.repeat(63),
   () => 'a'.repeat(64),
   () => 'a'.repeat(65),
   () => '\ud83d\ude00'.repeat(32),
   () => '\ud83d\ude00'.repeat(33),
+  () => 'n'.repeat(256),
+  () => 'n'.repeat(257),
+  () => '\ud83d\ude00'.repeat(128),
+  () => 'n' + '\ud83d\ude00'.repeat(128),
+  () => 'QUJD'.repeat(12_288),
+  () => 'QUJD'.repeat(12_289),
   () => 'v'.repeat(16 * 1024),
   () => 'v'.repeat(16 * 1024 + 1),
   () => 'é'.repeat(8 * 1024),
@@ -758,6 +1077,20 @@ const MESSAGE_TYPES: readonly ProtocolMessage['type'][] = [
   'paxos.accept',
   'paxos.accepted',
   'paxos.reject',
+  'log.prepare',
+  'log.promise',
+  'log.accept',
+  'log.accepted',
+  'log.reject',
+  'log.fetch',
+  'log.chosen',
+  'log.snapshot-fetch',
+  'log.snapshot',
+  'lock.request',
+  'lock.reply',
+  'lock.redirect',
+  'lock.read',
+  'lock.view',
 ];
 
 const RANDOM_KEYS = [
@@ -775,6 +1108,9 @@ const RANDOM_KEYS = [
   'value',
   'term',
   'owner',
+  'op',
+  'token',
+  'entries',
   '__proto__',
   'constructor',
   'x',
@@ -899,7 +1235,7 @@ export class FrameSource {
     if (last === undefined || !this.#target.peers.includes(last.to)) return null;
     const m = last.message;
     const from = last.to;
-    let msg: LeaseMessage;
+    let msg: ProtocolMessage;
     switch (m.type) {
       case 'lease.prepare':
         msg = this.chance(0.85)
@@ -949,6 +1285,75 @@ export class FrameSource {
             }
           : { type: 'lease.chosen', ballot: m.ballot, term: Math.max(1, m.ballot.round) };
         break;
+      case 'log.prepare':
+        msg = this.chance(0.85)
+          ? {
+              type: 'log.promise',
+              ballot: m.ballot,
+              attempt: m.attempt,
+              from: m.from,
+              entries: this.chance(0.7) ? [] : this.items(() => this.acceptedEntry(from)),
+              next: null,
+              floor: Math.max(0, m.from - 1),
+              applied: Math.max(0, m.from - 1),
+              maxRound: m.ballot.round,
+            }
+          : {
+              type: 'log.reject',
+              ballot: m.ballot,
+              attempt: m.attempt,
+              promised: { ...m.ballot, round: above(m.ballot.round, 1), node: from },
+              maxRound: above(m.ballot.round, 1),
+            };
+        break;
+      case 'log.accept':
+        msg = {
+          type: 'log.accepted',
+          ballot: m.ballot,
+          attempt: m.attempt,
+          applied: m.commit,
+        };
+        break;
+      case 'log.fetch':
+        msg = { type: 'log.chosen', entries: [{ slot: m.from, value: this.logValue(from) }] };
+        break;
+      case 'log.snapshot-fetch':
+        msg = {
+          type: 'log.snapshot',
+          slot: Math.max(1, m.slot),
+          part: m.part,
+          parts: Math.min(16_384, m.part + 1),
+          data: this.snapshotData(),
+        };
+        break;
+      case 'lock.request': {
+        const holder = m.commands[0]?.holder;
+        msg = this.chance(0.9)
+          ? {
+              type: 'lock.reply',
+              incarnation: holder?.incarnation ?? this.incarnation(from),
+              replies: m.commands.map((c) => this.replyTo(c)),
+            }
+          : {
+              type: 'lock.redirect',
+              incarnation: holder?.incarnation ?? this.incarnation(from),
+              seqs: m.commands.map((c) => c.seq),
+              leader: this.chance(0.5) ? null : this.peer(),
+            };
+        break;
+      }
+      case 'lock.read':
+        msg = {
+          type: 'lock.view',
+          incarnation: m.incarnation,
+          id: m.id,
+          name: m.name,
+          holder: this.chance(0.5) ? null : this.owner(),
+          token: this.chance(0.5) ? null : this.token(),
+          waiters: this.int(3),
+        };
+        break;
+      // Answers, and messages that ask for none.
       case 'lease.chosen':
       case 'lease.release':
       case 'lease.recover':
@@ -958,6 +1363,14 @@ export class FrameSource {
       case 'paxos.accept':
       case 'paxos.accepted':
       case 'paxos.reject':
+      case 'log.promise':
+      case 'log.accepted':
+      case 'log.reject':
+      case 'log.chosen':
+      case 'log.snapshot':
+      case 'lock.reply':
+      case 'lock.redirect':
+      case 'lock.view':
         return null;
       default: {
         const never: never = m;
@@ -965,6 +1378,42 @@ export class FrameSource {
       }
     }
     return this.frame(from, msg);
+  }
+
+  /** What the leader might answer to one client command, once it applied. */
+  replyTo(c: ClientCommand): LockReply {
+    switch (c.op) {
+      case 'acquire':
+        return this.chance(0.7)
+          ? {
+              type: 'granted',
+              seq: c.seq,
+              name: c.name,
+              token: this.token(),
+              ttlMs: c.ttlMs,
+              version: this.round(),
+            }
+          : { type: c.wait ? 'queued' : 'busy', seq: c.seq, name: c.name };
+      case 'release':
+        return { type: this.chance(0.8) ? 'released' : 'not-held', seq: c.seq, name: c.name };
+      case 'renew':
+        return {
+          type: 'renewed',
+          seq: c.seq,
+          versions: c.locks.map(() => (this.chance(0.9) ? this.round() : null)),
+        };
+      case 'cancel':
+        return {
+          type: 'cancelled',
+          seq: c.seq,
+          target: c.target,
+          was: this.pick(['queued', 'granted', 'unknown'] as const),
+        };
+      default: {
+        const never: never = c;
+        return never;
+      }
+    }
   }
 
   /** A valid message of `type` from `from`, its fields drawn from values at their edges. */
@@ -1027,11 +1476,247 @@ export class FrameSource {
         return { type, instance: this.round(), ballot: ballot(), value: this.paxosValue() };
       case 'paxos.reject':
         return { type, instance: this.round(), ballot: ballot(), promised: ballot() };
+      case 'log.prepare':
+        return { type, ballot: ballot(), attempt: this.round(), from: this.round() };
+      case 'log.promise':
+        return {
+          type,
+          ballot: ballot(),
+          attempt: this.round(),
+          from: this.round(),
+          entries: this.items(() => this.acceptedEntry(from)),
+          next: this.chance(0.5) ? null : this.round(),
+          floor: this.round(),
+          applied: this.round(),
+          maxRound: this.round(),
+        };
+      case 'log.accept':
+        return {
+          type,
+          ballot: ballot(),
+          attempt: this.round(),
+          entries: this.items(() => this.slotValue(from)),
+          commit: this.round(),
+        };
+      case 'log.accepted':
+        return { type, ballot: ballot(), attempt: this.round(), applied: this.round() };
+      case 'log.reject':
+        return {
+          type,
+          ballot: ballot(),
+          attempt: this.round(),
+          promised: this.chance(0.3) ? null : ballot(),
+          maxRound: this.round(),
+        };
+      case 'log.fetch':
+        return { type, from: this.round() };
+      case 'log.chosen':
+        return { type, entries: this.items(() => this.slotValue(from)) };
+      case 'log.snapshot-fetch':
+        return { type, slot: this.round(), part: this.round() };
+      case 'log.snapshot':
+        return {
+          type,
+          slot: this.round(),
+          part: this.round(),
+          parts: this.pick([1, 2, 16_384, 1 + this.int(16_384)]),
+          data: this.snapshotData(),
+        };
+      case 'lock.request':
+        return { type, commands: this.items(() => this.clientCommand(from)) };
+      case 'lock.reply':
+        return {
+          type,
+          incarnation: this.incarnation(from),
+          replies: this.chance(0.01)
+            ? [{ type: 'renewed', seq: 1, versions: Array.from({ length: 4096 }, () => null) }]
+            : this.items(() => this.lockReply()),
+        };
+      case 'lock.redirect':
+        return {
+          type,
+          incarnation: this.incarnation(from),
+          seqs: this.items(
+            () => this.round(),
+            () => this.int(10),
+          ),
+          leader: this.chance(0.5) ? null : this.id(),
+        };
+      case 'lock.read':
+        return { type, incarnation: this.incarnation(from), id: this.round(), name: this.name() };
+      case 'lock.view':
+        return {
+          type,
+          incarnation: this.incarnation(from),
+          id: this.round(),
+          name: this.name(),
+          holder: this.chance(0.5) ? null : this.owner(),
+          token: this.chance(0.5) ? null : this.token(),
+          waiters: this.round(),
+        };
       default: {
         const never: never = type;
         return never;
       }
     }
+  }
+
+  /**
+   * A message's array: empty or short mostly, up to 64 items sometimes, and now and then the
+   * most an array may hold (4,096) of `tiny` items, small enough that they fit a frame.
+   */
+  items<T>(item: () => T, tiny?: () => T): T[] {
+    const r = this.#rng.next();
+    if (tiny !== undefined && r >= 0.99) return Array.from({ length: 4096 }, tiny);
+    const length = r < 0.25 ? 0 : r < 0.9 ? 1 + this.int(4) : this.int(65);
+    return Array.from({ length }, item);
+  }
+
+  /** An array inside an array's items: up to four items, so frames stay of a sane size. */
+  few<T>(item: () => T): T[] {
+    return Array.from({ length: this.int(5) }, item);
+  }
+
+  /** A lock name: short mostly; sometimes 256 UTF-16 code units, non-BMP characters included. */
+  name(): string {
+    if (this.chance(0.85)) return this.pick(['lock', 'jobs/nightly', 'n' + String(this.int(100))]);
+    return this.pick([
+      'x',
+      '\ud83d\ude00',
+      'n'.repeat(256),
+      '\ud83d\ude00'.repeat(128),
+      'é'.repeat(256),
+      '\u0000'.repeat(256),
+      'a' + this.#shortText(this.int(255)),
+    ]);
+  }
+
+  /** A fencing token: small mostly, at the edges of the signed 64-bit range sometimes. */
+  token(): bigint {
+    const r = this.#rng.next();
+    if (r < 0.6) return BigInt(this.int(1000));
+    if (r < 0.8) {
+      return this.pick([0n, 1n, -1n, 2n ** 63n - 1n, -(2n ** 63n), 2n ** 53n + 1n, -(2n ** 53n)]);
+    }
+    const high = BigInt(this.int(2 ** 31)) * (this.chance(0.5) ? 1n : -1n);
+    return (high << 32n) + BigInt(this.int(2 ** 32));
+  }
+
+  ttl(): number {
+    return this.pick([1, 1000, 30_000, 2 ** 31 - 1, 1 + this.int(2 ** 31 - 1)]);
+  }
+
+  /** A command a holder on `from` sends (its holder is usually on `from`). */
+  clientCommand(from: NodeId): ClientCommand {
+    const holder = this.chance(0.8)
+      ? { node: from, incarnation: this.incarnation(from) }
+      : this.owner();
+    const client = { holder, seq: this.round(), acked: this.round() };
+    switch (this.int(4)) {
+      case 0:
+        return {
+          op: 'acquire',
+          ...client,
+          name: this.name(),
+          ttlMs: this.ttl(),
+          wait: this.chance(0.5),
+        };
+      case 1:
+        return { op: 'release', ...client, name: this.name(), token: this.token() };
+      case 2:
+        return {
+          op: 'renew',
+          ...client,
+          locks: this.few(() => ({ name: this.name(), token: this.token() })),
+        };
+      default:
+        return { op: 'cancel', ...client, target: this.round() };
+    }
+  }
+
+  /** A command of any kind, the leader's own included. */
+  command(from: NodeId): LockCommand {
+    switch (this.int(7)) {
+      case 0:
+        return { op: 'expire', name: this.name(), token: this.token(), version: this.round() };
+      case 1:
+        return { op: 'retire', holders: this.few(() => this.owner()) };
+      case 2:
+        return { op: 'epoch', base: this.token() };
+      default:
+        return this.clientCommand(from);
+    }
+  }
+
+  logValue(from: NodeId): LogValue<LockCommand> {
+    return this.chance(0.3) ? null : this.few(() => this.command(from));
+  }
+
+  slotValue(from: NodeId): SlotValue<LockCommand> {
+    return { slot: this.round(), value: this.logValue(from) };
+  }
+
+  acceptedEntry(from: NodeId): AcceptedEntry<LockCommand> {
+    return { slot: this.round(), ballot: this.ballot(from), value: this.logValue(from) };
+  }
+
+  lockReply(): LockReply {
+    const seq = this.round();
+    const type = this.pick([
+      'granted',
+      'queued',
+      'busy',
+      'ended',
+      'released',
+      'not-held',
+      'renewed',
+      'cancelled',
+      'stale',
+    ] as const);
+    switch (type) {
+      case 'granted':
+        return {
+          type,
+          seq,
+          name: this.name(),
+          token: this.token(),
+          ttlMs: this.ttl(),
+          version: this.round(),
+        };
+      case 'renewed':
+        return {
+          type,
+          seq,
+          versions: this.few(() => (this.chance(0.8) ? this.round() : null)),
+        };
+      case 'cancelled':
+        return {
+          type,
+          seq,
+          target: this.round(),
+          was: this.pick(['queued', 'granted', 'unknown'] as const),
+        };
+      case 'stale':
+        return { type, seq };
+      case 'queued':
+      case 'busy':
+      case 'ended':
+      case 'released':
+      case 'not-held':
+        return { type, seq, name: this.name() };
+      default: {
+        const never: never = type;
+        return never;
+      }
+    }
+  }
+
+  /** Base64 of a snapshot part: short mostly, a whole part (36 KiB of data) sometimes. */
+  snapshotData(): string {
+    const bytes = this.chance(0.03)
+      ? this.pick([36 * 1024, 36 * 1024 - 1, 36 * 1024 - 2])
+      : this.int(40);
+    return Buffer.from(Array.from({ length: bytes }, () => this.int(256))).toString('base64');
   }
 
   /** Rounds near zero mostly, at the top of the safe range sometimes. */
@@ -1146,7 +1831,9 @@ export class FrameSource {
     const frame = this.validFrame();
     const peers = this.#target.peers;
     const other = peers.find((p) => p !== frame.from) ?? 'stranger';
-    const loose = (f: Record<string, unknown>): string => JSON.stringify(f);
+    /** The frame as it travels (tokens as strings), with some envelope fields changed. */
+    const loose = (changes: Record<string, unknown>): string =>
+      JSON.stringify({ ...(JSON.parse(encodeFrame(frame)) as Obj), ...changes });
     switch (this.int(7)) {
       case 0:
         return {
@@ -1175,10 +1862,10 @@ export class FrameSource {
         return {
           kind: 'envelope',
           link: frame.from,
-          text: loose({ ...frame, v: this.pick([0, 2, '1', 1.0001]) }),
+          text: loose({ v: this.pick([0, 2, '1', 1.0001]) }),
         };
       default:
-        return { kind: 'envelope', link: frame.from, text: loose({ ...frame, inc: 'XYZ' }) };
+        return { kind: 'envelope', link: frame.from, text: loose({ inc: 'XYZ' }) };
     }
   }
 }

@@ -5,6 +5,7 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 import { decodeFrame } from '../../lib/codec/messages.js';
 import { createNode, DEFAULTS, type SynodNode } from '../../lib/index.js';
 import type { LeaseRecord } from '../../lib/lease/machine.js';
+import { withinRoundLimit, type LeaseMessage } from '../../lib/lease/messages.js';
 import { HALT } from '../../lib/node/node.js';
 import { INVALID_FRAME_REASONS, type InvalidFrameReason } from '../../lib/node/stats.js';
 import { agreedSettings } from '../../lib/options.js';
@@ -22,7 +23,7 @@ import {
 import { ScriptedPeers } from './scripted-peers.js';
 
 /**
- * `npm run fuzz [-- --count N] [--seed S] [--workers W] [--batch B]`
+ * `npm run fuzz [-- --count N] [--seed S] [--workers W] [--batch B]` (`-- --help`: the flags)
  *
  * Feeds N hostile frames (default a million: random text, random JSON, valid frames, answers to
  * what the node sent, wrong envelopes, and valid frames edited through their text; all seeded) to
@@ -34,7 +35,9 @@ import { ScriptedPeers } from './scripted-peers.js';
  * - crashes: the decoder or the node's frame handler threw, the node failed (its `error` event),
  *   or it sent a frame its peers refuse;
  * - state changes from frames the node dropped: its stats (invalid-frame counters aside), leader
- *   view, term, deadline, sends, storage writes and timer must be exactly as before;
+ *   view, term, deadline, sends, storage writes and timer must be exactly as before (a lease
+ *   message naming a round between the lease's limit, 2^48, and the codec's, 2^52, is taken
+ *   in, counted in `framesIn`, then refused whole as `round-limit`: nothing else may change);
  * - disagreements: the decoder against the reference, or the node's verdict against the decoder's.
  *
  * Frames go in batches of 2,000, each on a fresh node (which the batch drives through its restart
@@ -68,6 +71,8 @@ interface Tally {
   frames: number;
   /** kind → outcome → count */
   readonly outcomes: Record<string, Record<string, number>>;
+  /** Frames the decoder accepted, by message type. */
+  readonly types: Record<string, number>;
   crashes: number;
   /** Crashes by what happened, the frame left out. */
   readonly crashKinds: Record<string, number>;
@@ -84,6 +89,7 @@ function emptyTally(): Tally {
     outcomes: Object.fromEntries(
       FRAME_KINDS.map((k) => [k, Object.fromEntries(OUTCOMES.map((o) => [o, 0]))]),
     ),
+    types: {},
     crashes: 0,
     crashKinds: {},
     stateChanges: 0,
@@ -100,6 +106,9 @@ function merge(into: Tally, from: Tally): void {
     const target = (into.outcomes[kind] ??= {});
     for (const [outcome, n] of Object.entries(outcomes))
       target[outcome] = (target[outcome] ?? 0) + n;
+  }
+  for (const [type, n] of Object.entries(from.types)) {
+    into.types[type] = (into.types[type] ?? 0) + n;
   }
   into.crashes += from.crashes;
   for (const [what, n] of Object.entries(from.crashKinds)) {
@@ -187,11 +196,15 @@ class Harness {
     this.peers.say(link, text);
   }
 
-  /** Everything a frame could change, except the counters of dropped frames. */
-  fingerprint(): string {
+  /**
+   * Everything a frame could change, except the counters of dropped frames (and, with
+   * `framesIn: false`, of frames taken in: a frame the lease machine refuses for its round).
+   */
+  fingerprint(options: { readonly framesIn: boolean } = { framesIn: true }): string {
     const { node, peers, storage, clock } = this;
-    const { invalidFrames: _, transport: __, ...stats } = node.stats();
+    const { invalidFrames: _, transport: __, framesIn, ...stats } = node.stats();
     return JSON.stringify([
+      options.framesIn ? framesIn : null,
       stats,
       node.state,
       node.isLeader,
@@ -220,6 +233,10 @@ class Harness {
       if (stats.invalidFrames[reason] !== before.invalid[reason]) moved.push(reason);
     }
     if (moved.length === 0) return 'nothing';
+    // Taken in, then refused whole by the lease machine for a round above the limit.
+    if (moved.length === 2 && moved[0] === 'accepted' && moved[1] === 'round-limit') {
+      return 'round-limit';
+    }
     return moved.length === 1 ? (moved[0] ?? 'nothing') : 'several';
   }
 
@@ -350,17 +367,25 @@ async function runBatch(seed: number, batch: number, size: number): Promise<Tall
         prefix(text),
       );
     }
+    if (decoded.ok) {
+      const type = decoded.frame.msg.type;
+      tally.types[type] = (tally.types[type] ?? 0) + 1;
+    }
     const expected: Outcome = !decoded.ok
       ? decoded.reason
       : decoded.frame.from !== link
         ? 'sender'
-        : decoded.frame.msg.type.startsWith('lease.')
-          ? 'accepted'
-          : 'unsupported';
+        : !decoded.frame.msg.type.startsWith('lease.')
+          ? 'unsupported'
+          : // A round between the lease's limit (2^48) and the codec's (2^52).
+            withinRoundLimit(decoded.frame.msg as LeaseMessage)
+            ? 'accepted'
+            : 'round-limit';
 
     // The node, through its transport handler. (Whatever the last frame or timer started has
     // settled: every step ends with a settle.)
     const before = harness.fingerprint();
+    const beforeButFramesIn = harness.fingerprint({ framesIn: false });
     const stats = harness.node.stats();
     const handlerErrors = harness.peers.handlerErrors;
     harness.deliver(link, text);
@@ -393,7 +418,11 @@ async function runBatch(seed: number, batch: number, size: number): Promise<Tall
         prefix(text),
       );
     }
-    if (outcome !== 'accepted' && harness.fingerprint() !== before) {
+    const changed =
+      outcome === 'round-limit'
+        ? harness.fingerprint({ framesIn: false }) !== beforeButFramesIn
+        : harness.fingerprint() !== before;
+    if (outcome !== 'accepted' && changed) {
       problem('state', index, kind, `a dropped frame (${outcome}) changed the node`, prefix(text));
     }
     const counts = tally.outcomes[kind];
@@ -436,7 +465,20 @@ interface Options {
   readonly seed: number;
   readonly workers: number;
   readonly batch: number | null;
+  readonly help: boolean;
 }
+
+const USAGE = `usage: npm run fuzz -- [--count N] [--seed S] [--workers W] [--batch B]
+
+  --count N    frames in all (default 1,000,000), in batches of ${BATCH_SIZE}, each on a fresh node
+  --seed S     the run's seed (default 1); a run replays exactly from it
+  --workers W  worker threads (default: one per core)
+  --batch B    replays batch B of the seed alone, in this thread
+  --help       this text
+
+Frames of every message type (lease, paxos, log and lock) go to a real node, which takes the
+lease messages and drops the others as unsupported; every frame is also checked against the
+reference in test/fuzz/corpus.ts.`;
 
 function parseArgs(argv: readonly string[]): Options {
   const options = {
@@ -444,9 +486,14 @@ function parseArgs(argv: readonly string[]): Options {
     seed: 1,
     workers: Math.max(1, availableParallelism()),
     batch: null as number | null,
+    help: false,
   };
   for (let k = 0; k < argv.length; k++) {
     const flag = argv[k];
+    if (flag === '--help' || flag === '-h') {
+      options.help = true;
+      continue;
+    }
     const value = Number((argv[k + 1] ?? '').replace(/_/g, ''));
     const whole = (min: number): number => {
       if (!Number.isSafeInteger(value) || value < min) {
@@ -471,7 +518,7 @@ function parseArgs(argv: readonly string[]): Options {
       case undefined:
       default:
         throw new Error(
-          `unknown flag ${flag} (flags: --count N, --seed S, --workers W, --batch B)`,
+          `unknown flag ${flag} (flags: --count N, --seed S, --workers W, --batch B, --help)`,
         );
     }
   }
@@ -480,6 +527,16 @@ function parseArgs(argv: readonly string[]): Options {
 
 function group(n: number): string {
   return n.toLocaleString('en-US');
+}
+
+/** `type count` pairs, four to a line, by family then type. */
+function typeLines(types: Readonly<Record<string, number>>): string[] {
+  const cells = Object.keys(types)
+    .sort()
+    .map((type) => `${type} ${group(types[type] ?? 0)}`.padEnd(30));
+  const lines: string[] = [];
+  for (let k = 0; k < cells.length; k += 4) lines.push('    ' + cells.slice(k, k + 4).join(''));
+  return lines;
 }
 
 function report(tally: Tally, options: Options, seconds: number, workers: number): void {
@@ -525,6 +582,9 @@ function report(tally: Tally, options: Options, seconds: number, workers: number
     `  accepted ${group(accepted)}, rejected ${group(all - accepted)}; ` +
       `the node was elected ${group(tally.elections)} times and renewed ${group(tally.renewals)} times`,
     '',
+    '  frames the decoder accepted, by message type:',
+    ...typeLines(tally.types),
+    '',
     `  crashes: ${group(tally.crashes)}`,
     ...Object.entries(tally.crashKinds)
       .sort((x, y) => y[1] - x[1])
@@ -558,6 +618,10 @@ async function main(): Promise<void> {
   } catch (error) {
     console.error(describeError(error));
     process.exitCode = 2;
+    return;
+  }
+  if (options.help) {
+    console.log(USAGE);
     return;
   }
   const started = performance.now();

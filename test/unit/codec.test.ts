@@ -6,7 +6,9 @@ import {
   DEFAULT_MAX_FRAME_BYTES,
   decodeFrame,
   encodeFrame,
+  MAX_ARRAY_ITEMS,
   MAX_ROUND,
+  MAX_TTL_MS,
   MAX_VALUE_BYTES,
   PROTOCOL_VERSION,
   type DecodeExpectations,
@@ -14,7 +16,12 @@ import {
   type ProtocolMessage,
 } from '../../lib/codec/messages.js';
 import { InvalidMessageError, InvariantError } from '../../lib/errors.js';
+import type { LockCommand, LockReply } from '../../lib/locks/commands.js';
+import type { ClientCommand } from '../../lib/locks/messages.js';
+import { MAX_SNAPSHOT_PART_CHARS, MAX_SNAPSHOT_PARTS } from '../../lib/log/snapshot.js';
 import type { Ballot } from '../../lib/paxos/ballot.js';
+import { isValidMessage, textDepth } from '../fuzz/corpus.js';
+import { lockArbitraries } from './codec-arbitraries.js';
 
 const INC_A = '00000000000000a1';
 const INC_B = '00000000000000b2';
@@ -25,6 +32,40 @@ const EXPECT: DecodeExpectations = { cluster: 'prod', self: 'b', peers: new Set(
 function frame(msg: ProtocolMessage): Frame {
   return { v: PROTOCOL_VERSION, cluster: 'prod', from: 'a', to: 'b', inc: INC_A, msg };
 }
+
+const MIN_TOKEN = -(2n ** 63n);
+const MAX_TOKEN = 2n ** 63n - 1n;
+const CLIENT = { holder: OWNER, seq: 4, acked: 2 };
+/** One command of every op, in this order (tests below index into it). */
+const COMMANDS: readonly LockCommand[] = [
+  { op: 'acquire', ...CLIENT, name: 'jobs/nightly', ttlMs: 30_000, wait: true },
+  { op: 'release', ...CLIENT, name: 'jobs/nightly', token: 12n },
+  {
+    op: 'renew',
+    ...CLIENT,
+    locks: [
+      { name: 'a', token: 1n },
+      { name: 'b', token: MIN_TOKEN },
+    ],
+  },
+  { op: 'cancel', ...CLIENT, target: 3 },
+  { op: 'expire', name: 'x', token: MAX_TOKEN, version: 9 },
+  { op: 'retire', holders: [OWNER, { node: 'c', incarnation: INC_B }] },
+  { op: 'epoch', base: 1_700_000_000_000n << 16n },
+];
+const CLIENT_COMMANDS = COMMANDS.slice(0, 4) as readonly ClientCommand[];
+/** One reply of every type, in this order. */
+const REPLIES: readonly LockReply[] = [
+  { type: 'granted', seq: 4, name: 'jobs/nightly', token: 12n, ttlMs: 30_000, version: 3 },
+  { type: 'queued', seq: 5, name: 'a' },
+  { type: 'busy', seq: 6, name: 'a' },
+  { type: 'ended', seq: 7, name: 'a' },
+  { type: 'released', seq: 8, name: 'a' },
+  { type: 'not-held', seq: 9, name: 'a' },
+  { type: 'renewed', seq: 10, versions: [11, null] },
+  { type: 'cancelled', seq: 12, target: 5, was: 'unknown' },
+  { type: 'stale', seq: 1 },
+];
 
 /** One message of every type, and the nullable fields both ways. */
 const MESSAGES: ProtocolMessage[] = [
@@ -78,6 +119,81 @@ const MESSAGES: ProtocolMessage[] = [
     ballot: BALLOT,
     promised: { round: 8, node: 'c', incarnation: INC_B },
   },
+  { type: 'log.prepare', ballot: BALLOT, attempt: 1, from: 5 },
+  {
+    type: 'log.promise',
+    ballot: BALLOT,
+    attempt: 1,
+    from: 5,
+    entries: [
+      { slot: 5, ballot: { ...BALLOT, round: 3 }, value: COMMANDS },
+      { slot: 6, ballot: BALLOT, value: null },
+      { slot: 7, ballot: BALLOT, value: [] },
+    ],
+    next: 8,
+    floor: 4,
+    applied: 4,
+    maxRound: 7,
+  },
+  {
+    type: 'log.promise',
+    ballot: BALLOT,
+    attempt: 2,
+    from: 0,
+    entries: [],
+    next: null,
+    floor: 0,
+    applied: 0,
+    maxRound: 0,
+  },
+  {
+    type: 'log.accept',
+    ballot: BALLOT,
+    attempt: 3,
+    entries: [
+      { slot: 9, value: COMMANDS },
+      { slot: 10, value: null },
+    ],
+    commit: 8,
+  },
+  { type: 'log.accept', ballot: BALLOT, attempt: 4, entries: [], commit: 10 },
+  { type: 'log.accepted', ballot: BALLOT, attempt: 3, applied: 8 },
+  { type: 'log.reject', ballot: BALLOT, attempt: 3, promised: null, maxRound: 7 },
+  {
+    type: 'log.reject',
+    ballot: BALLOT,
+    attempt: 3,
+    promised: { round: 8, node: 'c', incarnation: INC_B },
+    maxRound: 8,
+  },
+  { type: 'log.fetch', from: 11 },
+  { type: 'log.chosen', entries: [{ slot: 11, value: COMMANDS.slice(4) }] },
+  { type: 'log.snapshot-fetch', slot: 0, part: 0 },
+  { type: 'log.snapshot', slot: 64, part: 2, parts: 3, data: 'eyJsb2NrcyI6W119' },
+  { type: 'log.snapshot', slot: 64, part: 0, parts: 1, data: '' },
+  { type: 'lock.request', commands: CLIENT_COMMANDS },
+  { type: 'lock.reply', incarnation: INC_A, replies: REPLIES },
+  { type: 'lock.redirect', incarnation: INC_A, seqs: [4, 5], leader: 'c' },
+  { type: 'lock.redirect', incarnation: INC_A, seqs: [], leader: null },
+  { type: 'lock.read', incarnation: INC_A, id: 1, name: 'jobs/nightly' },
+  {
+    type: 'lock.view',
+    incarnation: INC_A,
+    id: 1,
+    name: 'jobs/nightly',
+    holder: null,
+    token: null,
+    waiters: 0,
+  },
+  {
+    type: 'lock.view',
+    incarnation: INC_A,
+    id: 2,
+    name: 'jobs/nightly',
+    holder: { node: 'c', incarnation: INC_B },
+    token: 5n,
+    waiters: 3,
+  },
 ];
 
 /** The `nth` sample message of `type`. */
@@ -110,11 +226,55 @@ function rejects(text: string, pattern: RegExp, expect: DecodeExpectations = EXP
 }
 
 /** Changes the tree with `edit`, then expects the frame to be refused with `pattern`. */
-function rejectsEdit(pattern: RegExp, edit: (t: JsonObject) => void, base?: Frame): void {
+function rejectsEdit(
+  pattern: RegExp,
+  edit: (t: JsonObject) => void,
+  base?: Frame,
+  expect: DecodeExpectations = EXPECT,
+): void {
   const t = tree(base);
   edit(t);
-  rejects(JSON.stringify(t), pattern);
+  rejects(JSON.stringify(t), pattern, expect);
 }
+
+/** The object or array at `path` in a tree (keys and indices). */
+function dig(t: Json, path: readonly (string | number)[]): JsonObject | Json[] {
+  let at: Json | undefined = t;
+  for (const step of path) {
+    assert.ok(typeof at === 'object' && at !== null, `no ${String(step)} in ${path.join('.')}`);
+    at = Array.isArray(at) ? at[step as number] : at[step as string];
+  }
+  assert.ok(typeof at === 'object' && at !== null, path.join('.'));
+  return at;
+}
+
+/** Sets the field at `path` (its last step names it) of the tree; returns the tree. */
+function put(t: JsonObject, path: readonly (string | number)[], value: Json): JsonObject {
+  const parent = dig(t, path.slice(0, -1));
+  const last = path[path.length - 1];
+  if (Array.isArray(parent)) parent[last as number] = value;
+  else parent[last as string] = value;
+  return t;
+}
+
+/** Whether the frame decodes once the field at `path` holds `value`. */
+function acceptsWith(
+  base: Frame,
+  path: readonly (string | number)[],
+  value: Json,
+  expect: DecodeExpectations = EXPECT,
+): DecodeResultOk {
+  const t = tree(base);
+  put(t, path, value);
+  const result = decodeFrame(JSON.stringify(t), expect);
+  assert.ok(result.ok, result.ok ? '' : `${path.join('.')}: ${result.error.message}`);
+  return result;
+}
+
+type DecodeResultOk = Extract<ReturnType<typeof decodeFrame>, { ok: true }>;
+
+/** Expectations with room for frames far above the default size limit. */
+const ROOMY: DecodeExpectations = { ...EXPECT, maxBytes: 64 << 20 };
 
 describe('codec: frames', function () {
   it('names a stable reason for every kind of refusal, for the counters', function () {
@@ -262,7 +422,7 @@ describe('codec: frames', function () {
       const parse = sinon.spy(JSON, 'parse');
       try {
         rejects('['.repeat(20_000) + ']'.repeat(20_000), /nested deeper than/);
-        rejects('{"a":'.repeat(9) + '1' + '}'.repeat(9), /nested deeper than/);
+        rejects('{"a":'.repeat(11) + '1' + '}'.repeat(11), /nested deeper than/);
         assert.equal(parse.callCount, 0);
       } finally {
         parse.restore();
@@ -561,6 +721,610 @@ describe('codec: frames', function () {
   });
 });
 
+describe('codec: log and lock messages', function () {
+  const request = (): Frame => frame(sample('lock.request'));
+  const accept = (): Frame => frame(sample('log.accept'));
+  const reply = (): Frame => frame(sample('lock.reply'));
+  const msg = (...path: (string | number)[]): (string | number)[] => ['msg', ...path];
+
+  describe('arrays', function () {
+    /** Every array field: a frame holding one (with items), and the path to it. */
+    const ARRAYS: [string, () => Frame, (string | number)[]][] = [
+      ['lock.request commands', request, msg('commands')],
+      ['renew locks', request, msg('commands', 2, 'locks')],
+      ['lock.reply replies', reply, msg('replies')],
+      ['renewed versions', reply, msg('replies', 6, 'versions')],
+      ['lock.redirect seqs', () => frame(sample('lock.redirect')), msg('seqs')],
+      ['log.promise entries', () => frame(sample('log.promise')), msg('entries')],
+      ['log.accept entries', accept, msg('entries')],
+      ['a slot value (a batch of commands)', accept, msg('entries', 0, 'value')],
+      ['retire holders', accept, msg('entries', 0, 'value', 5, 'holders')],
+      ['log.chosen entries', () => frame(sample('log.chosen')), msg('entries')],
+    ];
+    /** The first item of the array at `path`: a valid one. */
+    function itemFor(base: Frame, path: (string | number)[]): Json {
+      const list = dig(tree(base), path);
+      assert.ok(Array.isArray(list) && list[0] !== undefined, path.join('.'));
+      return list[0];
+    }
+
+    for (const [what, base, path] of ARRAYS) {
+      it(`takes up to ${MAX_ARRAY_ITEMS} items in ${what}, and refuses one more`, function () {
+        const item = itemFor(base(), path);
+        acceptsWith(base(), path, [], ROOMY);
+        acceptsWith(base(), path, Array<Json>(MAX_ARRAY_ITEMS).fill(item), ROOMY);
+        const at = path.map((p) => (typeof p === 'number' ? `\\[${p}\\]` : `.${p}`)).join('');
+        const pattern = new RegExp(
+          `^invalid frame: ${at.slice(1).replace(/\.\\\[/g, '\\[')}: expected at most 4096 items$`,
+        );
+        rejectsEdit(
+          pattern,
+          (t) => put(t, path, Array<Json>(MAX_ARRAY_ITEMS + 1).fill(item)),
+          base(),
+          ROOMY,
+        );
+        for (const bad of [{}, 'x', 1, true]) {
+          rejectsEdit(/: expected an array$/, (t) => put(t, path, bad), base(), ROOMY);
+        }
+      });
+    }
+
+    it('refuses null for every array except a slot value (a no-op)', function () {
+      for (const [what, base, path] of ARRAYS) {
+        if (what.startsWith('a slot value')) {
+          acceptsWith(base(), path, null);
+        } else {
+          rejectsEdit(/: expected an array$/, (t) => put(t, path, null), base());
+        }
+      }
+    });
+
+    it('checks the items of arrays of numbers: seqs and renewed versions', function () {
+      const redirect = frame(sample('lock.redirect'));
+      for (const bad of [-1, 1.5, 2 ** 53, '1', null, [1]]) {
+        rejectsEdit(
+          /^invalid frame: msg\.seqs\[1\]: expected an integer from 0 to 2\^52$/,
+          (t) => put(t, msg('seqs', 1), bad),
+          redirect,
+        );
+      }
+      for (const bad of [-1, 1.5, '1', false]) {
+        rejectsEdit(
+          /^invalid frame: msg\.replies\[6\]\.versions\[0\]: expected an integer from 0 to 2\^52$/,
+          (t) => put(t, msg('replies', 6, 'versions', 0), bad),
+          reply(),
+        );
+      }
+      acceptsWith(reply(), msg('replies', 6, 'versions'), [null, 0, MAX_ROUND]);
+    });
+
+    it('refuses a whole frame for one bad field deep inside a long array', function () {
+      // 4,000 commands: the 3,000th names its holder's incarnation in capitals.
+      const commands = Array.from({ length: 4000 }, (_, i) => CLIENT_COMMANDS[i % 4]!);
+      const big = frame({ type: 'lock.request', commands });
+      const text = encodeFrame(big);
+      assert.ok(decodeFrame(text, ROOMY).ok);
+      const t = tree(big);
+      put(t, msg('commands', 2999, 'holder', 'incarnation'), INC_A.toUpperCase());
+      const result = decodeFrame(JSON.stringify(t), ROOMY);
+      assert.ok(!result.ok);
+      assert.equal(result.reason, 'schema');
+      assert.equal(
+        result.error.message,
+        'invalid frame: msg.commands[2999].holder.incarnation: expected 16 lowercase hex digits',
+      );
+      assert.ok(!('frame' in result));
+
+      // 3,000 slots of a log.accept: the last one's renew holds a token with a leading zero.
+      const entries = Array.from({ length: 3000 }, (_, slot) => ({ slot, value: COMMANDS }));
+      const log = frame({ type: 'log.accept', ballot: BALLOT, attempt: 1, entries, commit: 0 });
+      assert.ok(decodeFrame(encodeFrame(log), ROOMY).ok);
+      rejectsEdit(
+        /^invalid frame: msg\.entries\[2999\]\.value\[2\]\.locks\[1\]\.token: expected a decimal integer string$/,
+        (t2) => put(t2, msg('entries', 2999, 'value', 2, 'locks', 1, 'token'), '01'),
+        log,
+        ROOMY,
+      );
+      // And a version of the 4,096th renewed lock that is not a number.
+      const versions = Array<number | null>(MAX_ARRAY_ITEMS).fill(1);
+      const renewed = frame({
+        type: 'lock.reply',
+        incarnation: INC_A,
+        replies: [{ type: 'renewed', seq: 1, versions }],
+      });
+      rejectsEdit(
+        /^invalid frame: msg\.replies\[0\]\.versions\[4095\]: expected an integer/,
+        (t2) => put(t2, msg('replies', 0, 'versions', 4095), '1'),
+        renewed,
+      );
+    });
+
+    it('refuses to encode an array over the limit, or with holes', function () {
+      const seqs = Array<number>(MAX_ARRAY_ITEMS + 1).fill(1);
+      const over = frame({ type: 'lock.redirect', incarnation: INC_A, seqs, leader: null });
+      assert.throws(() => encodeFrame(over), InvariantError);
+      // A hole would be sent as null, which no peer takes for a seq.
+      const holes = new Array<number>(3);
+      holes[2] = 7;
+      const sparse = frame({
+        type: 'lock.redirect',
+        incarnation: INC_A,
+        seqs: holes,
+        leader: null,
+      });
+      assert.throws(() => encodeFrame(sparse), /msg\.seqs\[0\]/);
+      assert.throws(() => encodeFrame(sparse), InvariantError);
+    });
+  });
+
+  describe('tagged unions', function () {
+    it('tells commands apart by op, and refuses an unknown or missing op', function () {
+      const clientOps =
+        /^invalid frame: msg\.commands\[0\]\.op: expected one of acquire, release, renew, cancel$/;
+      for (const bad of [
+        'steal',
+        '',
+        'ACQUIRE',
+        'acquire ',
+        '__proto__',
+        'toString',
+        1,
+        null,
+        ['acquire'],
+      ]) {
+        rejectsEdit(clientOps, (t) => put(t, msg('commands', 0, 'op'), bad), request());
+      }
+      rejectsEdit(
+        clientOps,
+        (t) => Reflect.deleteProperty(dig(t, msg('commands', 0)), 'op'),
+        request(),
+      );
+      rejectsEdit(
+        /^invalid frame: msg\.commands\[0\]: expected an object$/,
+        (t) => put(t, msg('commands', 0), 'acquire'),
+        request(),
+      );
+      // The log takes the leader's own commands as well.
+      const allOps =
+        /^invalid frame: msg\.entries\[0\]\.value\[0\]\.op: expected one of acquire, release, renew, cancel, expire, retire, epoch$/;
+      rejectsEdit(allOps, (t) => put(t, msg('entries', 0, 'value', 0, 'op'), 'steal'), accept());
+    });
+
+    it('refuses the leader-only commands in a lock.request', function () {
+      for (const command of COMMANDS.slice(4)) {
+        const t = tree(accept());
+        const json = dig(t, msg('entries', 0, 'value', COMMANDS.indexOf(command)));
+        rejectsEdit(
+          /^invalid frame: msg\.commands\[1\]\.op: expected one of acquire, release, renew, cancel$/,
+          (r) => put(r, msg('commands', 1), json),
+          request(),
+        );
+      }
+    });
+
+    it('refuses a field of another variant, and a missing one of its own', function () {
+      const cases: [number, string, Json][] = [
+        [0, 'token', '1'], // acquire with release's token
+        [1, 'ttlMs', 1000], // release with acquire's TTL
+        [1, 'wait', true],
+        [2, 'name', 'a'], // renew with a name
+        [3, 'locks', []], // cancel with renew's locks
+        [0, 'type', 'granted'],
+      ];
+      for (const [index, key, value] of cases) {
+        rejectsEdit(
+          new RegExp(`^invalid frame: msg\\.commands\\[${index}\\]: unknown key "${key}"$`),
+          (t) => put(t, msg('commands', index, key), value),
+          request(),
+        );
+      }
+      // An acquire's fields under release's op.
+      rejectsEdit(
+        /^invalid frame: msg\.commands\[0\]: unknown key "ttlMs"$/,
+        (t) => put(t, msg('commands', 0, 'op'), 'release'),
+        request(),
+      );
+      rejectsEdit(
+        /^invalid frame: msg\.commands\[1\]\.token: missing$/,
+        (t) => Reflect.deleteProperty(dig(t, msg('commands', 1)), 'token'),
+        request(),
+      );
+      rejectsEdit(
+        /^invalid frame: msg\.entries\[0\]\.value\[4\]: unknown key "holder"$/,
+        (t) => put(t, msg('entries', 0, 'value', 4, 'holder'), { node: 'a', incarnation: INC_A }),
+        accept(),
+      );
+      rejectsEdit(
+        /^invalid frame: msg\.entries\[0\]\.value\[6\]: unknown key "token"$/,
+        (t) => put(t, msg('entries', 0, 'value', 6, 'token'), '1'),
+        accept(),
+      );
+    });
+
+    it('tells replies apart by type, and checks each shape', function () {
+      const types =
+        /^invalid frame: msg\.replies\[0\]\.type: expected one of granted, queued, busy, ended, released, not-held, renewed, cancelled, stale$/;
+      for (const bad of ['GRANTED', 'granted ', 'lock.reply', 'hasOwnProperty', '', 0, null]) {
+        rejectsEdit(types, (t) => put(t, msg('replies', 0, 'type'), bad), reply());
+      }
+      rejectsEdit(
+        /^invalid frame: msg\.replies\[1\]: unknown key "token"$/,
+        (t) => put(t, msg('replies', 1, 'token'), '1'),
+        reply(),
+      );
+      rejectsEdit(
+        /^invalid frame: msg\.replies\[8\]: unknown key "name"$/,
+        (t) => put(t, msg('replies', 8, 'name'), 'a'),
+        reply(),
+      );
+      rejectsEdit(
+        /^invalid frame: msg\.replies\[0\]\.version: missing$/,
+        (t) => Reflect.deleteProperty(dig(t, msg('replies', 0)), 'version'),
+        reply(),
+      );
+      for (const bad of ['maybe', 'Queued', null]) {
+        rejectsEdit(
+          /^invalid frame: msg\.replies\[7\]\.was: expected one of queued, granted, unknown$/,
+          (t) => put(t, msg('replies', 7, 'was'), bad),
+          reply(),
+        );
+      }
+      // A queued reply turned into a grant lacks the grant's fields.
+      rejectsEdit(
+        /^invalid frame: msg\.replies\[1\]\.token: missing$/,
+        (t) => put(t, msg('replies', 1, 'type'), 'granted'),
+        reply(),
+      );
+    });
+  });
+
+  describe('tokens', function () {
+    /** Every token position: a frame and the path to its token. */
+    const TOKENS: [() => Frame, (string | number)[]][] = [
+      [request, msg('commands', 1, 'token')],
+      [request, msg('commands', 2, 'locks', 1, 'token')],
+      [accept, msg('entries', 0, 'value', 4, 'token')],
+      [accept, msg('entries', 0, 'value', 6, 'base')],
+      [reply, msg('replies', 0, 'token')],
+      [() => frame(sample('lock.view', 1)), msg('token')],
+    ];
+    const where = (path: (string | number)[]): string =>
+      path
+        .map((p) => (typeof p === 'number' ? `\\[${p}\\]` : `\\.${p}`))
+        .join('')
+        .slice(2);
+
+    it('decodes decimal strings of signed 64-bit integers into bigints', function () {
+      const edges: [string, bigint][] = [
+        ['0', 0n],
+        ['1', 1n],
+        ['-1', -1n],
+        ['9007199254740993', 2n ** 53n + 1n],
+        ['9223372036854775807', MAX_TOKEN],
+        ['-9223372036854775808', MIN_TOKEN],
+      ];
+      for (const [base, path] of TOKENS) {
+        for (const [text, value] of edges) {
+          const result = acceptsWith(base(), path, text);
+          const decoded = (
+            dig(result.frame as unknown as Json, path.slice(0, -1)) as unknown as Record<
+              string,
+              unknown
+            >
+          )[path[path.length - 1] as string];
+          assert.equal(decoded, value, `${path.join('.')} = ${text}`);
+          assert.ok(encodeFrame(result.frame).includes(`"${text}"`));
+        }
+      }
+    });
+
+    it('refuses any other spelling, numbers, and values outside 64 bits', function () {
+      const bad: Json[] = [
+        '01',
+        '00',
+        '-0',
+        '+1',
+        '1e3',
+        ' 1',
+        '1 ',
+        '',
+        '-',
+        '--1',
+        '0x10',
+        '1.0',
+        '１',
+        '9223372036854775808',
+        '-9223372036854775809',
+        '99999999999999999999',
+        '1'.repeat(400),
+        1,
+        0,
+        -1,
+        2 ** 53,
+        true,
+        {},
+        [],
+      ];
+      for (const [base, path] of TOKENS) {
+        for (const value of bad) {
+          rejectsEdit(
+            new RegExp(
+              `^invalid frame: ${where(path)}: expected a (decimal integer string|signed 64-bit integer)$`,
+            ),
+            (t) => put(t, path, value),
+            base(),
+          );
+        }
+      }
+    });
+
+    it('accepts null only for the token of a lock.view', function () {
+      for (const [base, path] of TOKENS) {
+        if (path[1] === 'token' && path.length === 2) acceptsWith(base(), path, null);
+        else rejectsEdit(/: expected a decimal integer string$/, (t) => put(t, path, null), base());
+      }
+    });
+
+    it('keeps names and incarnations made of digits as strings', function () {
+      const result = acceptsWith(frame(sample('lock.read')), msg('name'), '123');
+      assert.equal((result.frame.msg as { name: unknown }).name, '123');
+    });
+
+    it('refuses to encode a token that is not a signed 64-bit bigint', function () {
+      for (const bad of [1, '1', 1.5, null, undefined, MAX_TOKEN + 1n, MIN_TOKEN - 1n]) {
+        if (bad !== null) {
+          // (A view's token may be null: nobody holds the lock.)
+          const view = { ...sample('lock.view', 1), token: bad as unknown as bigint };
+          assert.throws(() => encodeFrame(frame(view)), InvariantError, String(bad));
+        }
+        const release = { ...CLIENT_COMMANDS[1]!, token: bad as unknown as bigint };
+        const commands = [release] as ClientCommand[];
+        assert.throws(
+          () => encodeFrame(frame({ type: 'lock.request', commands })),
+          /msg\.commands\[0\]\.token: expected a signed 64-bit bigint/,
+        );
+      }
+    });
+  });
+
+  describe('names, TTLs and snapshot parts', function () {
+    const NAMES: [() => Frame, (string | number)[]][] = [
+      [() => frame(sample('lock.read')), msg('name')],
+      [() => frame(sample('lock.view')), msg('name')],
+      [request, msg('commands', 0, 'name')],
+      [request, msg('commands', 2, 'locks', 0, 'name')],
+      [accept, msg('entries', 0, 'value', 4, 'name')],
+      [reply, msg('replies', 0, 'name')],
+      [reply, msg('replies', 5, 'name')],
+    ];
+
+    it('takes lock names of 1 to 256 UTF-16 code units, non-BMP characters included', function () {
+      const emoji = '\ud83d\ude00';
+      for (const [base, path] of NAMES) {
+        for (const name of ['a', emoji, 'n'.repeat(256), emoji.repeat(128), 'é'.repeat(256)]) {
+          acceptsWith(base(), path, name);
+        }
+        for (const bad of ['', 'n'.repeat(257), 'n'.repeat(255) + emoji, 7, null, ['a']]) {
+          rejectsEdit(
+            /: expected a name of 1 to 256 characters$/,
+            (t) => put(t, path, bad),
+            base(),
+          );
+        }
+      }
+    });
+
+    it('takes TTLs of 1 ms to 2^31 − 1 ms', function () {
+      for (const [base, path] of [
+        [request, msg('commands', 0, 'ttlMs')],
+        [reply, msg('replies', 0, 'ttlMs')],
+      ] as const) {
+        acceptsWith(base(), path, 1);
+        acceptsWith(base(), path, MAX_TTL_MS);
+        for (const bad of [0, -1, MAX_TTL_MS + 1, 1.5, '1000', null]) {
+          rejectsEdit(
+            /: expected an integer from 1 to 2147483647$/,
+            (t) => put(t, path, bad),
+            base(),
+          );
+        }
+      }
+    });
+
+    it('takes snapshot parts as padded base64 of at most 49,152 characters', function () {
+      const snapshot = frame(sample('log.snapshot'));
+      const data = msg('data');
+      for (const good of [
+        '',
+        'AAAA',
+        'AA==',
+        'AAA=',
+        'ab+/',
+        'A'.repeat(MAX_SNAPSHOT_PART_CHARS),
+      ]) {
+        acceptsWith(snapshot, data, good);
+      }
+      const bad: Json[] = [
+        'A',
+        'AA',
+        'AAA',
+        'AAAAA',
+        'AA=',
+        '=',
+        '====',
+        'A===',
+        'AA==AAAA',
+        'A=AA',
+        'AA-_',
+        'AA A',
+        'AA\nA',
+        'AAé=',
+        'A'.repeat(MAX_SNAPSHOT_PART_CHARS + 4),
+        1,
+        null,
+      ];
+      for (const value of bad) {
+        rejectsEdit(
+          /^invalid frame: msg\.data: expected base64 text of a snapshot part$/,
+          (t) => put(t, data, value),
+          snapshot,
+        );
+      }
+    });
+
+    it('takes part counts of 1 to 16,384', function () {
+      const snapshot = frame(sample('log.snapshot'));
+      acceptsWith(snapshot, msg('parts'), 1);
+      acceptsWith(snapshot, msg('parts'), MAX_SNAPSHOT_PARTS);
+      for (const bad of [0, MAX_SNAPSHOT_PARTS + 1, 1.5, '2', null]) {
+        rejectsEdit(
+          /^invalid frame: msg\.parts: expected an integer from 1 to 16384$/,
+          (t) => put(t, msg('parts'), bad),
+          snapshot,
+        );
+      }
+    });
+
+    it('checks the nullable fields: a slot value, next, the leader, a view holder', function () {
+      acceptsWith(accept(), msg('entries', 0, 'value'), null);
+      for (const bad of ['', {}, 0]) {
+        rejectsEdit(
+          /msg\.entries\[0\]\.value: expected an array$/,
+          (t) => put(t, msg('entries', 0, 'value'), bad),
+          accept(),
+        );
+      }
+      const redirect = frame(sample('lock.redirect'));
+      for (const bad of ['', 'x'.repeat(65), 1]) {
+        rejectsEdit(
+          /^invalid frame: msg\.leader: expected an id/,
+          (t) => put(t, msg('leader'), bad),
+          redirect,
+        );
+      }
+      rejectsEdit(
+        /^invalid frame: msg\.holder\.node: missing$/,
+        (t) => put(t, msg('holder'), {}),
+        frame(sample('lock.view')),
+      );
+      rejectsEdit(
+        /^invalid frame: msg\.next: expected an integer/,
+        (t) => put(t, msg('next'), -1),
+        frame(sample('log.promise')),
+      );
+    });
+  });
+
+  describe('depth and size', function () {
+    it('admits the deepest valid frame (8 levels) and text up to 10 levels deep, not 11', function () {
+      // frame, msg, entries, entry, value, command, locks, lock
+      const deepest = encodeFrame(frame(sample('log.promise')));
+      assert.equal(textDepth(deepest), 8);
+      assert.ok(decodeFrame(deepest, EXPECT).ok);
+      const nested = (depth: number): string => '{"a":'.repeat(depth) + '1' + '}'.repeat(depth);
+      const ten = decodeFrame(nested(10), EXPECT);
+      assert.ok(!ten.ok);
+      assert.equal(ten.reason, 'schema', 'ten levels pass the depth check');
+      assert.equal(ten.error.message, 'invalid frame: unknown key "a"');
+      rejects(nested(11), /^invalid frame: nested deeper than 10 levels$/);
+      const eleven = decodeFrame('['.repeat(11) + ']'.repeat(11), EXPECT);
+      assert.ok(!eleven.ok);
+      assert.equal(eleven.reason, 'malformed');
+      // Two more levels inside a valid frame's deepest lock: 10, still only a schema matter.
+      const deeper = deepest.replace('{"name":"a","token":"1"}', '{"name":"a","token":[["1"]]}');
+      assert.equal(textDepth(deeper), 10);
+      rejects(deeper, /locks\[0\]\.token: expected a decimal integer string$/);
+      const deepest11 = deepest.replace(
+        '{"name":"a","token":"1"}',
+        '{"name":"a","token":[[["1"]]]}',
+      );
+      rejects(deepest11, /^invalid frame: nested deeper than 10 levels$/);
+    });
+
+    // What fits the default 64 KiB frame (DEFAULT_MAX_FRAME_BYTES). Array caps (4,096 items)
+    // never bind for commands or entries at that size: the byte limit does, and the senders
+    // (the log's pages and batches, a node's lock requests) must stay under it themselves.
+    it('fits a lock.request of ~600 small or ~37 largest commands in 64 KiB, not 4,096', function () {
+      const bytes = (f: Frame): number => Buffer.byteLength(encodeFrame(f), 'utf8');
+      const small: ClientCommand = {
+        op: 'cancel',
+        holder: OWNER,
+        seq: 1000,
+        acked: 999,
+        target: 998,
+      };
+      const largest: ClientCommand = {
+        op: 'acquire',
+        holder: { node: 'n'.repeat(64), incarnation: INC_A },
+        seq: MAX_ROUND,
+        acked: MAX_ROUND,
+        // Each control character takes six bytes escaped: the longest a name gets on the wire.
+        name: '\u0001'.repeat(256),
+        ttlMs: MAX_TTL_MS,
+        wait: false,
+      };
+      const requestOf = (command: ClientCommand, n: number): Frame =>
+        frame({ type: 'lock.request', commands: Array<ClientCommand>(n).fill(command) });
+      const most = (command: ClientCommand): number => {
+        let n = 1;
+        while (bytes(requestOf(command, n + 1)) <= DEFAULT_MAX_FRAME_BYTES) n += 1;
+        return n;
+      };
+      const smallFit = most(small);
+      const largestFit = most(largest);
+      assert.ok(smallFit >= 500 && smallFit < 700, `${smallFit} small commands`);
+      assert.ok(largestFit >= 30 && largestFit < 40, `${largestFit} largest commands`);
+      assert.ok(decodeFrame(encodeFrame(requestOf(largest, largestFit)), EXPECT).ok);
+      const over = decodeFrame(encodeFrame(requestOf(largest, largestFit + 1)), EXPECT);
+      assert.ok(!over.ok);
+      assert.equal(over.reason, 'oversized');
+      const full = decodeFrame(encodeFrame(requestOf(small, MAX_ARRAY_ITEMS)), EXPECT);
+      assert.ok(!full.ok);
+      assert.equal(full.reason, 'oversized');
+    });
+
+    it('fits two slots of a full 24 KiB batch in a log.promise, not a page of 64 (oversized)', function () {
+      // A batch as the log cuts it by default (maxBatchBytes 24 KiB): acquires of 64-char
+      // holders and 100-char names, about 24 KiB of JSON.
+      const acquire: LockCommand = {
+        op: 'acquire',
+        holder: { node: 'n'.repeat(64), incarnation: INC_A },
+        seq: 123_456,
+        acked: 123_450,
+        name: 'x'.repeat(100),
+        ttlMs: 30_000,
+        wait: true,
+      };
+      const each = JSON.stringify(acquire).length;
+      const batch = Array<LockCommand>(Math.floor((24 * 1024) / each)).fill(acquire);
+      const page = (n: number): Frame =>
+        frame({
+          type: 'log.promise',
+          ballot: BALLOT,
+          attempt: 1,
+          from: 1,
+          entries: Array.from({ length: n }, (_, i) => ({
+            slot: i + 1,
+            ballot: BALLOT,
+            value: batch,
+          })),
+          next: n + 1,
+          floor: 0,
+          applied: 0,
+          maxRound: 7,
+        });
+      assert.ok(decodeFrame(encodeFrame(page(2)), EXPECT).ok);
+      for (const n of [3, 64]) {
+        const result = decodeFrame(encodeFrame(page(n)), EXPECT);
+        assert.ok(!result.ok, `${n} slots`);
+        assert.equal(result.reason, 'oversized');
+      }
+      // The same page decodes where the limit allows it.
+      assert.ok(decodeFrame(encodeFrame(page(64)), ROOMY).ok);
+    });
+  });
+});
+
 // ---------------------------------------------------------------------------------------------
 // Property tests: an independent reference of what a valid frame is, and hostile inputs.
 
@@ -666,7 +1430,8 @@ function messageOk(m: unknown): boolean {
         ballotOk(m['promised'])
       );
     default:
-      return false;
+      // The log and lock messages: the fuzz corpus's reference, also written without the codec.
+      return isValidMessage(m);
   }
 }
 
@@ -694,7 +1459,11 @@ function checkDecode(text: string, expect: DecodeExpectations): boolean {
     assert.ok(result.error.message.length < 200, result.error.message.slice(0, 300));
     return false;
   }
-  assert.ok(frameOk(result.frame, expect), `decoded an invalid frame from ${text.slice(0, 200)}`);
+  // Checked on the text as JSON.parse reads it (the decoded frame holds tokens as bigints).
+  assert.ok(
+    frameOk(JSON.parse(text) as unknown, expect),
+    `decoded an invalid frame from ${text.slice(0, 200)}`,
+  );
   assert.ok(Buffer.byteLength(text, 'utf8') <= (expect.maxBytes ?? DEFAULT_MAX_FRAME_BYTES));
   const again = decodeFrame(encodeFrame(result.frame), expect);
   assert.ok(again.ok);
@@ -723,7 +1492,11 @@ const valueArb = fc.oneof(
   fc.string({ maxLength: 2000 }),
   fc.constant('v'.repeat(MAX_VALUE_BYTES)),
 );
+const lockMessageArbs = Object.values(
+  lockArbitraries({ id: idArb, incarnation: incArb, round: roundArb }).messages,
+) as fc.Arbitrary<ProtocolMessage>[];
 const messageArb: fc.Arbitrary<ProtocolMessage> = fc.oneof(
+  ...lockMessageArbs,
   fc.record({ type: fc.constant('lease.prepare' as const), ballot: ballotArb }),
   fc.record({
     type: fc.constant('lease.promise' as const),
@@ -798,14 +1571,18 @@ const expectFor = (f: Frame): DecodeExpectations => ({
   cluster: f.cluster,
   self: f.to,
   peers: new Set([f.from, 'someone-else']),
+  // A batch of long lock names can pass 64 KiB: the size limit has tests of its own.
+  maxBytes: 1 << 20,
 });
 
-/** Every place in a JSON tree: the object holding it and its key. */
+/** Every member of an object in a JSON tree (arrays' items included): its object and key. */
 function places(
   node: Json,
   out: { parent: JsonObject; key: string }[] = [],
 ): { parent: JsonObject; key: string }[] {
-  if (typeof node === 'object' && node !== null && !Array.isArray(node)) {
+  if (Array.isArray(node)) {
+    for (const item of node) places(item, out);
+  } else if (typeof node === 'object' && node !== null) {
     for (const [key, value] of Object.entries(node)) {
       out.push({ parent: node, key });
       places(value, out);
@@ -878,6 +1655,8 @@ function mutate(f: Frame, m: Mutation): { text: string; mustReject: boolean } {
       // A value of another JSON kind; never null, which a nullable field would accept.
       const options: Json[] = ['s', 7, true, [], {}].filter((v) => kindOf(v) !== kindOf(original));
       parent[key] = options[m.pick % options.length] ?? 's';
+      // A null may stand for a value of the kind it became (a nullable id, a no-op batch).
+      if (original === null) return { text: JSON.stringify(root), mustReject: false };
       break;
     }
     case 'number':
