@@ -325,6 +325,7 @@ describe('the packed package, installed in an empty project', function () {
       'synod',
       'synod/adapters/memory',
       'synod/adapters/websocket',
+      'synod/adapters/file',
       'synod/testing',
     ]);
   });
