@@ -4,7 +4,7 @@ import { defineConfig } from 'eslint/config';
 import tseslint from 'typescript-eslint';
 
 /** The pure core: no clock, no timers, no ambient randomness, no I/O. */
-const PURE = ['lib/paxos/**', 'lib/lease/**', 'lib/log/**', 'lib/locks/**'];
+const PURE = ['lib/paxos/**', 'lib/lease/**', 'lib/log/**', 'lib/locks/**', 'lib/replica/**'];
 
 export default defineConfig(
   { ignores: ['dist/**', 'dist-test/**', 'node_modules/**', 'coverage/**'] },

@@ -61,6 +61,13 @@ export class LockLostError extends SynodError {
   }
 }
 
+/** A write carried a fencing token below one already accepted: a newer holder has written. */
+export class StaleTokenError extends SynodError {
+  constructor(message = 'the fencing token is stale') {
+    super('SYNOD_STALE_TOKEN', message);
+  }
+}
+
 export class TransportError extends SynodError {
   constructor(message: string, options: { cause?: unknown; retriable?: boolean } = {}) {
     super('SYNOD_TRANSPORT', message, { retriable: true, ...options });

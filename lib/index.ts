@@ -1,8 +1,11 @@
 /**
- * synod: leader election (and, later, locks and singleton cron) among the replicas of an app,
- * with no coordination server. This module is the public facade only.
+ * synod: leader election and cluster-wide locks (and, later, singleton cron) among the replicas
+ * of an app, with no coordination server. This module is the public facade only.
  */
 export { createNode, SynodNode, type NodeState } from './node/node.js';
+export { Lock } from './node/lock-handle.js';
+export { LOCK_DEFAULTS, type LockInfo, type LockOptions } from './node/locks.js';
+export { FencingGuard } from './fencing.js';
 export type { LoggerLike, LogFn, LogLevel } from './logger.js';
 export {
   DEFAULTS,
@@ -32,6 +35,7 @@ export {
   LockTimeoutError,
   NotLeaderError,
   NotStartedError,
+  StaleTokenError,
   SynodError,
   TransportError,
 } from './errors.js';

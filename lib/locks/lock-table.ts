@@ -62,6 +62,11 @@ export class LockTable {
   }
 
   /** The token of the last grant (the base, if none since it was set). */
+  /** The token base of the current epoch: tokens granted in it are above it. */
+  get base(): bigint {
+    return this.#base;
+  }
+
   get lastToken(): bigint {
     return this.#base + this.#counter;
   }

@@ -62,6 +62,18 @@ export class LogAcceptor<C> {
     return true;
   }
 
+  /**
+   * Takes what a recovery learned from the others: their highest promise, and per slot the
+   * highest-ballot entry (this node's own votes of its earlier life are among them).
+   */
+  adopt(promised: Ballot | null, entries: readonly AcceptedEntry<C>[]): void {
+    if (compareBallots(promised, this.#promised) > 0) this.#promised = promised;
+    for (const e of entries) {
+      const known = this.#accepted.get(e.slot);
+      if (known === undefined || compareBallots(e.ballot, known.ballot) > 0) this.#store(e);
+    }
+  }
+
   /** The entry accepted for `slot`, if any and above the floor. */
   entry(slot: number): AcceptedEntry<C> | undefined {
     return this.#accepted.get(slot);
@@ -77,14 +89,25 @@ export class LogAcceptor<C> {
    * One page of the report from `from` on: at most `limit` entries, in slot order, and the slot
    * the next page starts at (null: this page ends the report).
    */
-  report(from: number, limit: number): { entries: AcceptedEntry<C>[]; next: number | null } {
+  report(
+    from: number,
+    limit: number,
+    bytesOf: (entry: AcceptedEntry<C>) => number = () => 0,
+    maxBytes = Number.POSITIVE_INFINITY,
+  ): { entries: AcceptedEntry<C>[]; next: number | null } {
     const entries: AcceptedEntry<C>[] = [];
+    let bytes = 0;
     const start = Math.max(from, this.#floor + 1);
     for (let slot = start; slot <= this.#top; slot++) {
       const e = this.#accepted.get(slot);
       if (e === undefined) continue;
-      if (entries.length === limit) return { entries, next: slot };
+      const size = bytesOf(e);
+      // At least one entry per page, whatever its size (a batch is cut to fit a frame).
+      if (entries.length === limit || (entries.length > 0 && bytes + size > maxBytes)) {
+        return { entries, next: slot };
+      }
       entries.push(e);
+      bytes += size;
     }
     return { entries, next: null };
   }

@@ -10,6 +10,8 @@ export interface Promiser {
   next: number | null;
   /** When that page was last asked for. */
   askedAt: number;
+  /** It recovered while a majority had lost its memory. */
+  readonly lossy: boolean;
 }
 
 /** One slot the leader proposed in its ballot and has not yet seen chosen. */

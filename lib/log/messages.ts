@@ -46,6 +46,8 @@ export type LogMessage<C> =
       /** The highest slot this node has applied. */
       readonly applied: number;
       readonly maxRound: number;
+      /** This node recovered while a majority had lost its memory (see LogRecovery). */
+      readonly lossy: boolean;
     }
   | {
       readonly type: 'log.accept';
@@ -70,6 +72,24 @@ export type LogMessage<C> =
       readonly attempt: number;
       readonly promised: Ballot | null;
       readonly maxRound: number;
+    }
+  /**
+   * A node that started without its log state asks for what the others hold (its
+   * `incarnation`, echoed in the answer); `from` > 0 asks for a later page of the report.
+   */
+  | { readonly type: 'log.recover'; readonly incarnation: string; readonly from: number }
+  | {
+      readonly type: 'log.recovery';
+      readonly incarnation: string;
+      /** False: the answering node has no memory either (it is recovering itself). */
+      readonly voting: boolean;
+      readonly promised: Ballot | null;
+      readonly maxRound: number;
+      readonly floor: number;
+      readonly from: number;
+      /** Accepted entries from `from` on (above the floor): one page. */
+      readonly entries: readonly AcceptedEntry<C>[];
+      readonly next: number | null;
     }
   /** A lagging node asks for the chosen entries from `from` on. */
   | { readonly type: 'log.fetch'; readonly from: number }
@@ -107,6 +127,13 @@ export function logWithinRoundLimit<C>(message: LogMessage<C>): boolean {
         adoptable(message.maxRound) &&
         (message.promised === null || adoptable(message.promised.round))
       );
+    case 'log.recovery':
+      return (
+        adoptable(message.maxRound) &&
+        (message.promised === null || adoptable(message.promised.round)) &&
+        message.entries.every((e) => adoptable(e.ballot.round))
+      );
+    case 'log.recover':
     case 'log.fetch':
     case 'log.chosen':
     case 'log.snapshot-fetch':

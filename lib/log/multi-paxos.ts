@@ -19,6 +19,7 @@ import {
   type LogValue,
   type SlotValue,
 } from './messages.js';
+import { LogRecovery } from './recovery.js';
 import { SnapshotAssembly, SnapshotParts } from './snapshot.js';
 
 /**
@@ -43,14 +44,25 @@ export interface LogConfig<C> {
   readonly stateMachine: StateMachine<C>;
   /** About how many bytes a command takes on the wire: batches stay under the frame limit. */
   readonly sizeOf: (command: C) => number;
-  /** Whether this node may vote at `now` (not in its restart silence, not recovering). */
+  /** Whether the lease lets this node vote at `now` (its restart silence is over). */
   readonly voting: (now: number) => boolean;
+  /**
+   * Started without its log state: it rebuilds it from the others before it votes (see
+   * LogRecovery), asking once `silentUntil()` has passed.
+   */
+  readonly recovers?: boolean;
+  readonly silentUntil?: () => number;
   /** Bytes of commands in one slot. */
   readonly maxBatchBytes?: number;
   /** Slots in flight at once. */
   readonly pipeline?: number;
   /** Entries per report page, catch-up reply or Accept. */
   readonly pageEntries?: number;
+  /**
+   * Bytes of entries per page: with the envelope, a frame stays under the transport's limit
+   * (64 KiB by default; a batch is at most `maxBatchBytes`).
+   */
+  readonly maxPageBytes?: number;
   /** Chosen commands kept after applying, to serve lagging nodes without a snapshot. */
   readonly retainCommands?: number;
 }
@@ -73,8 +85,19 @@ export interface LogUpdate<C> {
 }
 
 export type LogEvent =
-  /** Every slot up to this term's barrier is applied: the leader serves commands and reads. */
-  | { readonly type: 'serving'; readonly term: number; readonly slot: number }
+  /**
+   * Every slot up to this term's barrier is applied: the leader serves commands and reads.
+   * `lossy`: a voter of its majority recovered while a majority had lost its memory, so
+   * chosen slots may be gone (the lock table starts a new epoch).
+   */
+  | {
+      readonly type: 'serving';
+      readonly term: number;
+      readonly slot: number;
+      readonly lossy: boolean;
+    }
+  /** Rebuilt from the others after a start without state: it votes again. */
+  | { readonly type: 'recovered'; readonly lossy: boolean; readonly floor: number }
   /** Log leadership of `term` ended (the lease ended, or a higher ballot took over). */
   | { readonly type: 'unserving'; readonly term: number }
   /** A snapshot from another node replaced this node's state. */
@@ -90,6 +113,7 @@ export type LogInput<C> =
 
 const DEFAULTS = {
   maxBatchBytes: 24 * 1024,
+  maxPageBytes: 40 * 1024,
   pipeline: 32,
   pageEntries: 64,
   retainCommands: 16_384,
@@ -121,6 +145,7 @@ export class LogMachine<C> {
   readonly #maxBatchBytes: number;
   readonly #pipeline: number;
   readonly #pageEntries: number;
+  readonly #maxPageBytes: number;
   readonly #retainCommands: number;
   readonly #acceptor: LogAcceptor<C>;
   #maxRound: number;
@@ -147,6 +172,16 @@ export class LogMachine<C> {
   #unsaved: AcceptedEntry<C>[] = [];
   #savedPromise: Ballot | null;
   #savedMaxRound: number;
+  /** Started without state: what it must learn before it votes; null once learned. */
+  #recovery: LogRecovery<C> | null;
+  /** Recovered, but must first apply up to this slot (chosen slots gone from every report). */
+  #recoveryFloor: number | null = null;
+  /** Recovered while a majority had lost its memory, until the epoch moves on. */
+  #lossy = false;
+  /** The highest slot the lossy recovery knew of: only an epoch applied above it clears it. */
+  #lossyAbove = 0;
+  /** While catching up after a recovery: when `#applied` last moved. */
+  #recoveryProgressAt = 0;
 
   constructor(config: LogConfig<C>, restored: LogRecord<C> | null) {
     if (!config.peers.includes(config.id)) {
@@ -163,6 +198,7 @@ export class LogMachine<C> {
     this.#maxBatchBytes = config.maxBatchBytes ?? DEFAULTS.maxBatchBytes;
     this.#pipeline = config.pipeline ?? DEFAULTS.pipeline;
     this.#pageEntries = config.pageEntries ?? DEFAULTS.pageEntries;
+    this.#maxPageBytes = config.maxPageBytes ?? DEFAULTS.maxPageBytes;
     this.#retainCommands = config.retainCommands ?? DEFAULTS.retainCommands;
     const snapshot = restored?.snapshot ?? null;
     if (snapshot !== null && !config.stateMachine.restore(snapshot.text)) {
@@ -177,6 +213,49 @@ export class LogMachine<C> {
     this.#maxRound = Math.max(restored?.maxRound ?? 0, restored?.promised?.round ?? 0);
     this.#savedPromise = restored?.promised ?? null;
     this.#savedMaxRound = this.#maxRound;
+    this.#recovery =
+      restored === null && config.recovers === true
+        ? new LogRecovery<C>({ peers: config.peers, self: config.id, retryMs: config.leaseMs / 8 })
+        : null;
+  }
+
+  /** Whether it votes at `now`: the lease lets it, and its state is rebuilt if it had none. */
+  #voting(now: number): boolean {
+    return this.#recovery === null && this.#recoveryFloor === null && this.config.voting(now);
+  }
+
+  /** Whether it is still rebuilding its state from the others. */
+  get recovering(): boolean {
+    return this.#recovery !== null || this.#recoveryFloor !== null;
+  }
+
+  get lossy(): boolean {
+    return this.#lossy;
+  }
+
+  /**
+   * The lock table applied a new epoch at `slot`: what a lossy recovery lost no longer matters,
+   * if that epoch was proposed after it (above every slot the recovery knew of; an old epoch
+   * met while catching up does not count).
+   */
+  clearLossy(slot: number): void {
+    if (slot > this.#lossyAbove) this.#lossy = false;
+  }
+
+  /** About how many bytes an entry with `value` takes in a frame (ballot and slot included). */
+  #valueBytes(value: LogValue<C>): number {
+    let bytes = 120;
+    for (const c of value ?? []) bytes += this.config.sizeOf(c);
+    return bytes;
+  }
+
+  #report(from: number): { entries: AcceptedEntry<C>[]; next: number | null } {
+    return this.#acceptor.report(
+      from,
+      this.#pageEntries,
+      (e) => this.#valueBytes(e.value),
+      this.#maxPageBytes,
+    );
   }
 
   /** The highest slot applied. */
@@ -293,12 +372,12 @@ export class LogMachine<C> {
   /** Appends `extra`'s wake-up and persist rules onto an output the caller builds. */
   #finishInto(now: number, out: LogOutput<C>): void {
     this.#persist(out);
-    out.wakeAt = earliest(out.wakeAt, this.#wakeAt(now));
+    out.wakeAt = earliest(out.wakeAt, this.wakeAt(now));
   }
 
   #finish(now: number, out: LogOutput<C>): LogOutput<C> {
     this.#persist(out);
-    out.wakeAt = this.#wakeAt(now);
+    out.wakeAt = this.wakeAt(now);
     return out;
   }
 
@@ -327,6 +406,13 @@ export class LogMachine<C> {
         if (message.promised !== null) this.#see(message.promised.round);
         this.#onReject(message, now, out);
         break;
+      case 'log.recover':
+        this.#onRecover(from, message.incarnation, message.from, now, out);
+        break;
+      case 'log.recovery':
+        this.#see(message.maxRound);
+        this.#onRecovery(from, message, now, out);
+        break;
       case 'log.fetch':
         this.#onFetch(from, message.from, now, out);
         break;
@@ -352,7 +438,7 @@ export class LogMachine<C> {
     now: number,
     out: LogOutput<C>,
   ): void {
-    if (!this.config.voting(now)) return;
+    if (!this.#voting(now)) return;
     const { ballot, attempt } = message;
     if (!this.#acceptor.mayPromise(ballot)) {
       out.send.push({ to: from, message: this.#reject(ballot, attempt) });
@@ -361,7 +447,7 @@ export class LogMachine<C> {
     this.#acceptor.promise(ballot);
     // A promise for a later ballot ends any log leadership of ours in an earlier one.
     this.#yieldTo(ballot, now, out);
-    const page = this.#acceptor.report(message.from, this.#pageEntries);
+    const page = this.#report(message.from);
     this.#persist(out);
     out.send.push({
       to: from,
@@ -375,6 +461,7 @@ export class LogMachine<C> {
         floor: this.#acceptor.floor,
         applied: this.#applied,
         maxRound: this.#maxRound,
+        lossy: this.#lossy,
       },
     });
   }
@@ -385,7 +472,7 @@ export class LogMachine<C> {
     now: number,
     out: LogOutput<C>,
   ): void {
-    if (!this.config.voting(now)) return;
+    if (!this.#voting(now)) return;
     const { ballot, attempt, entries } = message;
     if (!this.#acceptor.accept(ballot, entries)) {
       out.send.push({ to: from, message: this.#reject(ballot, attempt) });
@@ -465,6 +552,7 @@ export class LogMachine<C> {
 
   #applyKnown(now: number, out: LogOutput<C>): void {
     const sm = this.config.stateMachine;
+    const before = this.#applied;
     for (;;) {
       const slot = this.#applied + 1;
       if (!this.#known.has(slot)) break;
@@ -476,6 +564,11 @@ export class LogMachine<C> {
     }
     // Chosen and applied: the acceptor no longer needs these entries.
     this.#acceptor.truncate(this.#applied);
+    if (this.#applied > before) this.#recoveryProgressAt = now;
+    if (this.#recoveryFloor !== null && this.#applied >= this.#recoveryFloor) {
+      this.#recoveryFloor = null;
+      out.events.push({ type: 'recovered', lossy: this.#lossy, floor: this.#applied });
+    }
     const leader = this.#leader;
     if (
       leader !== null &&
@@ -484,7 +577,9 @@ export class LogMachine<C> {
       this.#applied >= leader.barrier
     ) {
       leader.serving = true;
-      out.events.push({ type: 'serving', term: leader.term, slot: leader.barrier });
+      let lossy = false;
+      for (const p of leader.promisers.values()) if (p.next === null && p.lossy) lossy = true;
+      out.events.push({ type: 'serving', term: leader.term, slot: leader.barrier, lossy });
     }
     this.#maybeFetch(now, out);
   }
@@ -527,7 +622,16 @@ export class LogMachine<C> {
       return;
     }
     const start = this.#retainedHead + slot - first;
-    const entries = this.#retained.slice(start, start + this.#pageEntries);
+    const entries: SlotValue<C>[] = [];
+    let bytes = 0;
+    for (let i = start; i < this.#retained.length && entries.length < this.#pageEntries; i++) {
+      const e = this.#retained[i];
+      if (e === undefined) break;
+      const size = this.#valueBytes(e.value);
+      if (entries.length > 0 && bytes + size > this.#maxPageBytes) break;
+      entries.push(e);
+      bytes += size;
+    }
     out.send.push({ to: from, message: { type: 'log.chosen', entries } });
   }
 
@@ -639,6 +743,7 @@ export class LogMachine<C> {
   /** The state machine now holds the state at `slot`: the log moves up to it. */
   #install(slot: number, from: NodeId, now: number, out: LogOutput<C>): void {
     this.#applied = slot;
+    this.#recoveryProgressAt = now;
     for (const s of [...this.#known.keys()]) if (s <= slot) this.#known.delete(s);
     this.#retained = [];
     this.#retainedHead = 0;
@@ -684,7 +789,7 @@ export class LogMachine<C> {
     };
     for (const to of this.#others) out.send.push({ to, message });
     // Its own promise, without a network hop.
-    if (this.config.voting(now) && this.#acceptor.mayPromise(leader.ballot)) {
+    if (this.#voting(now) && this.#acceptor.mayPromise(leader.ballot)) {
       this.#acceptor.promise(leader.ballot);
       const report = this.#acceptor.report(leader.prepareFrom, Number.MAX_SAFE_INTEGER);
       for (const e of report.entries) leader.addReport(e, compareBallots);
@@ -693,6 +798,7 @@ export class LogMachine<C> {
         applied: this.#applied,
         next: null,
         askedAt: now,
+        lossy: this.#lossy,
       });
       this.#persist(out);
     }
@@ -721,6 +827,7 @@ export class LogMachine<C> {
         applied: message.applied,
         next: message.next,
         askedAt: now,
+        lossy: message.lossy,
       });
     } else {
       // A later page of a report already counted: only the one asked for.
@@ -804,15 +911,20 @@ export class LogMachine<C> {
     const leader = this.#leader;
     // Accepts go out only while the lease holds (checked on this very reading of the clock).
     if (leader === null || now >= leader.deadline || slots.length === 0) return;
-    for (let i = 0; i < slots.length; i += this.#pageEntries) {
-      const page = slots.slice(i, i + this.#pageEntries);
+    let i = 0;
+    while (i < slots.length) {
       const attempt = ++this.#attempts;
       const entries: SlotValue<C>[] = [];
-      for (const slot of page) {
+      let bytes = 0;
+      for (; i < slots.length && entries.length < this.#pageEntries; i++) {
+        const slot = slots[i] ?? 0;
         const p = leader.proposals.get(slot);
         if (p === undefined) continue;
+        const size = this.#valueBytes(p.value);
+        if (entries.length > 0 && bytes + size > this.#maxPageBytes) break;
         p.attempt = attempt;
         entries.push({ slot, value: p.value });
+        bytes += size;
       }
       if (entries.length === 0) continue;
       leader.attempts.set(attempt, { sentAt: now, slots: entries.map((e) => e.slot) });
@@ -828,7 +940,7 @@ export class LogMachine<C> {
       };
       for (const to of this.#others) out.send.push({ to, message });
       // Its own vote.
-      if (this.config.voting(now) && this.#acceptor.accept(leader.ballot, entries)) {
+      if (this.#voting(now) && this.#acceptor.accept(leader.ballot, entries)) {
         for (const { slot, value } of entries) {
           this.#unsaved.push({ slot, ballot: leader.ballot, value });
         }
@@ -900,19 +1012,18 @@ export class LogMachine<C> {
    * pipeline has room, and tells the others the commit index when nothing else carries it.
    */
   #drive(now: number, out: LogOutput<C>): void {
+    this.#driveRecovery(now, out);
+    // Catching up (a follower behind the commit index, a leader in its takeover, a node
+    // rebuilding its state): whatever it waits for is asked for again when due.
+    this.#retryFetch(now, out);
     const leader = this.#leader;
-    if (leader === null) {
-      this.#retryFetch(now, out);
-      return;
-    }
-    if (now >= leader.deadline) return;
+    if (leader === null || now >= leader.deadline) return;
     switch (leader.phase) {
       case 'prepare':
         this.#retryPrepare(leader, now, out);
         return;
       case 'catch-up':
         this.#continueTakeover(now, out);
-        this.#retryFetch(now, out);
         return;
       case 'accept':
         break;
@@ -1005,7 +1116,8 @@ export class LogMachine<C> {
     this.#maybeFetch(now, out);
   }
 
-  #wakeAt(now: number): number | null {
+  /** When this machine wants to be called again (covers its whole state). */
+  wakeAt(now: number): number | null {
     let at: number | null = null;
     const leader = this.#leader;
     if (leader !== null && now < leader.deadline) {
@@ -1019,9 +1131,125 @@ export class LogMachine<C> {
       }
       if (leader.phase === 'accept') at = earliest(at, leader.heartbeatAt);
     }
+    const recovery = this.#recovery;
+    if (recovery !== null) {
+      const silentUntil = this.config.silentUntil?.() ?? 0;
+      at = earliest(at, now < silentUntil ? silentUntil : (recovery.nextAskAt ?? now));
+    }
     if (this.#assembly !== null) at = earliest(at, this.#assemblyAskedAt + this.#retryMs);
     if (this.#fetching !== null) at = earliest(at, this.#fetching.at + this.#retryMs);
     return at;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Recovery without disk
+
+  #driveRecovery(now: number, out: LogOutput<C>): void {
+    if (this.#recoveryFloor !== null && now >= this.#recoveryProgressAt + 2 * this.config.leaseMs) {
+      // The node it catches up from went away (or lost its memory too): ask everyone again.
+      this.#recoveryFloor = null;
+      this.#recovery = new LogRecovery<C>({
+        peers: this.config.peers,
+        self: this.config.id,
+        retryMs: this.config.leaseMs / 8,
+      });
+    }
+    const recovery = this.#recovery;
+    if (recovery === null || now < (this.config.silentUntil?.() ?? 0)) return;
+    const incarnation = this.config.incarnation;
+    this.#maybeRecovered(recovery, now, out);
+    if (this.#recovery === null) return;
+    if (recovery.due(now)) {
+      for (const to of recovery.ask(now)) {
+        out.send.push({ to, message: { type: 'log.recover', incarnation, from: 0 } });
+      }
+    }
+    for (const { to, from } of recovery.pages(now)) {
+      out.send.push({ to, message: { type: 'log.recover', incarnation, from } });
+    }
+  }
+
+  /** Answers a recovering node. */
+  #onRecover(
+    from: NodeId,
+    incarnation: string,
+    slot: number,
+    now: number,
+    out: LogOutput<C>,
+  ): void {
+    const answer = this.recoveryAnswer(incarnation, slot, now);
+    if (answer !== null) out.send.push({ to: from, message: answer });
+  }
+
+  /**
+   * The answer to a recovering node's question (its `incarnation`, from slot `slot`): nothing
+   * during this node's own restart silence, `voting: false` while it recovers itself. Answering
+   * is not voting: a stopping node still tells what it holds.
+   */
+  recoveryAnswer(incarnation: string, slot: number, now: number): LogMessage<C> | null {
+    if (now < (this.config.silentUntil?.() ?? 0)) return null;
+    const voting = this.#recovery === null && this.#recoveryFloor === null;
+    const page = voting ? this.#report(slot) : { entries: [], next: null };
+    return {
+      type: 'log.recovery',
+      incarnation,
+      voting,
+      promised: voting ? this.#acceptor.promised : null,
+      maxRound: this.#maxRound,
+      // What it has applied is chosen, voting or not: a node rebuilding after a loss of memory
+      // must not start the log over below it.
+      floor: this.#acceptor.floor,
+      from: slot,
+      entries: page.entries,
+      next: page.next,
+    };
+  }
+
+  #onRecovery(
+    from: NodeId,
+    message: Extract<LogMessage<C>, { type: 'log.recovery' }>,
+    now: number,
+    out: LogOutput<C>,
+  ): void {
+    const recovery = this.#recovery;
+    if (recovery === null || message.incarnation !== this.config.incarnation) return;
+    const next = recovery.answer(from, message, now);
+    if (next !== null) {
+      out.send.push({
+        to: from,
+        message: { type: 'log.recover', incarnation: this.config.incarnation, from: next },
+      });
+    }
+    this.#maybeRecovered(recovery, now, out);
+  }
+
+  #maybeRecovered(recovery: LogRecovery<C>, now: number, out: LogOutput<C>): void {
+    const state = recovery.result();
+    if (state === null) return;
+    this.#recovery = null;
+    this.#acceptor.adopt(state.promised, state.entries);
+    // Written down before it votes: what it holds now is what it would report.
+    for (const e of state.entries) if (e.slot > this.#acceptor.floor) this.#unsaved.push(e);
+    this.#see(state.maxRound);
+    if (state.promised !== null) this.#see(state.promised.round);
+    this.#lossy = state.lossy;
+    if (state.lossy) {
+      const top = state.entries[state.entries.length - 1]?.slot ?? 0;
+      this.#lossyAbove = Math.max(state.floor, top, this.#acceptor.top, this.#applied);
+    }
+    this.#persist(out);
+    if (state.floor > this.#applied && state.floorFrom !== null) {
+      // Those slots are chosen and gone from every report: learn them before voting.
+      this.#recoveryFloor = state.floor;
+      this.#recoveryProgressAt = now;
+      if (state.floor > this.#commitSeen) {
+        this.#commitSeen = state.floor;
+        this.#commitFrom = state.floorFrom;
+      }
+      this.#maybeFetch(now, out);
+      return;
+    }
+    out.events.push({ type: 'recovered', lossy: state.lossy, floor: this.#applied });
   }
 
   #persist(out: LogOutput<C>): void {

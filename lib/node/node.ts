@@ -12,13 +12,8 @@ import {
 import { snapshot } from '../counters.js';
 import { ConfigError, InvariantError, NotStartedError } from '../errors.js';
 import type { FollowerHandler, LeaderChange, LeaderHandler, NodeEvents } from '../events.js';
-import {
-  LeaseMachine,
-  type LeaseEvent,
-  type LeaseOutput,
-  type LeaseRecord,
-} from '../lease/machine.js';
-import type { LeaseMessage } from '../lease/messages.js';
+import type { LeaseEvent } from '../lease/machine.js';
+import type { LogEvent } from '../log/multi-paxos.js';
 import { errorFields } from '../logger.js';
 import {
   AGREED_SETTINGS,
@@ -28,10 +23,20 @@ import {
   type ResolvedOptions,
 } from '../options.js';
 import { createRng } from '../random.js';
+import {
+  ReplicaMachine,
+  type ReplicaEvent,
+  type ReplicaMessage,
+  type ReplicaOutput,
+  type ReplicaUpdate,
+} from '../replica/machine.js';
+import type { Storage } from '../storage.js';
 import type { SettingsRefusal, Transport } from '../transport.js';
 import { ownerEquals, type NodeId } from '../types.js';
 import { Driver } from './driver.js';
 import { LeaderRole } from './leader.js';
+import type { Lock } from './lock-handle.js';
+import { LockManager, type LockInfo, type LockOptions } from './locks.js';
 import { NodeLogger } from './logger.js';
 import { nodeCounters, type NodeStats } from './stats.js';
 import { warmUpHandoff } from './warm-up.js';
@@ -52,8 +57,9 @@ export type NodeState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped' 
  */
 export const HALT: unique symbol = Symbol('synod.halt');
 
-function isLeaseMessage(message: ProtocolMessage): message is LeaseMessage {
-  return message.type.startsWith('lease.');
+function isReplicaMessage(message: ProtocolMessage): message is ReplicaMessage {
+  const type = message.type;
+  return type.startsWith('lease.') || type.startsWith('log.') || type.startsWith('lock.');
 }
 
 /**
@@ -74,8 +80,9 @@ export class SynodNode extends EventEmitter<NodeEvents> {
   /** The application's transport, or the WebSocket transport built from a map of peer URLs. */
   readonly #transport: Transport;
   #state: NodeState = 'new';
-  #machine: LeaseMachine | null = null;
-  #driver: Driver<LeaseMessage, LeaseRecord, LeaseEvent> | null = null;
+  #machine: ReplicaMachine | null = null;
+  #driver: Driver<ReplicaMessage, ReplicaUpdate, ReplicaEvent> | null = null;
+  readonly #locks: LockManager;
   #starting: Promise<void> | null = null;
   #stopping: Promise<void> | null = null;
   /** Ends a stopped leader's wait for its successor's election early (see `#successorElected`). */
@@ -101,6 +108,19 @@ export class SynodNode extends EventEmitter<NodeEvents> {
       log: this.#log,
       counters: this.#counters,
     });
+    this.#locks = new LockManager({
+      clock: this.#clock,
+      scheduler: this.#scheduler,
+      log: this.#log,
+      maxTtlMs: resolved.maxTtlMs,
+      minTtlMs: minTtlMs(resolved.maxClockDrift, resolved.marginMs),
+      step: (call) => {
+        const machine = this.#machine;
+        this.#driver?.step((now) => (machine === null ? emptyReplicaOutput() : call(machine, now)));
+      },
+      running: () => this.#state === 'running',
+      machine: () => this.#machine,
+    });
     if (resolved.peers.length % 2 === 0) {
       this.#log.warn(
         { peers: resolved.peers.length },
@@ -115,7 +135,7 @@ export class SynodNode extends EventEmitter<NodeEvents> {
 
   /** This run's incarnation (16 hex digits, random per start); null before `start()`. */
   get incarnation(): string | null {
-    return this.#machine?.owner.incarnation ?? null;
+    return this.#machine?.lease.owner.incarnation ?? null;
   }
 
   /**
@@ -124,7 +144,7 @@ export class SynodNode extends EventEmitter<NodeEvents> {
    */
   get isLeader(): boolean {
     const machine = this.#machine;
-    return this.#state === 'running' && machine?.isLeader(this.#clock.now()) === true;
+    return this.#state === 'running' && machine?.lease.isLeader(this.#clock.now()) === true;
   }
 
   /** The leader this node knows (its own id while it leads), or null while unknown. */
@@ -139,7 +159,7 @@ export class SynodNode extends EventEmitter<NodeEvents> {
 
   /** While this node leads: when its lease ends, on its own clock (`clock.now()` units). */
   get leaseDeadline(): number | null {
-    return this.isLeader ? (this.#machine?.deadline ?? null) : null;
+    return this.isLeader ? (this.#machine?.lease.deadline ?? null) : null;
   }
 
   /**
@@ -198,6 +218,54 @@ export class SynodNode extends EventEmitter<NodeEvents> {
     return this.#role.onFollower(handler);
   }
 
+  /**
+   * Takes the cluster-wide lock `name`, waiting in line (FIFO) behind its holder for at most
+   * `timeoutMs` (`LockTimeoutError`). Any node may be asked: it forwards to the leader. The lock
+   * is renewed in the background while this process lives; a holder that dies or is cut off
+   * loses it when its TTL runs out. Check `lock.signal` (or `lock.valid`) right before each
+   * side effect, and hand `lock.token` to what you write to (`FencingGuard`).
+   */
+  acquireLock(name: string, options: LockOptions = {}): Promise<Lock> {
+    return this.#lockCall(() => this.#locks.acquire(name, options, true)) as Promise<Lock>;
+  }
+
+  /** Takes lock `name` if it is free; resolves to null if someone holds it. */
+  tryLock(name: string, options: LockOptions = {}): Promise<Lock | null> {
+    return this.#lockCall(() => this.#locks.acquire(name, options, false));
+  }
+
+  /**
+   * Runs `work` while holding lock `name`, and always releases it. `work` gets the lock: check
+   * its `signal` before each side effect (it aborts when the lock may be lost).
+   */
+  async withLock<T>(
+    name: string,
+    work: (lock: Lock) => Promise<T> | T,
+    options: LockOptions = {},
+  ): Promise<T> {
+    if (typeof work !== 'function') throw new ConfigError('withLock needs a function');
+    const lock = await this.acquireLock(name, options);
+    try {
+      return await work(lock);
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /** Who holds lock `name`, as the leader's table says (read under its lease). */
+  getLock(name: string, options: { timeoutMs?: number } = {}): Promise<LockInfo> {
+    const timeoutMs = options.timeoutMs ?? 5000;
+    return this.#lockCall(() => this.#locks.read(name, timeoutMs));
+  }
+
+  #lockCall<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      return call();
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
   stats(): NodeStats {
     return snapshot(this.#counters, { transport: this.#transport.stats() });
   }
@@ -221,7 +289,7 @@ export class SynodNode extends EventEmitter<NodeEvents> {
       // its own rng: a restarted node never reuses a ballot, and two nodes (or two lives of
       // one) built with the same seeded rng still differ.
       const incarnation = randomBytes(8).toString('hex');
-      const machine = new LeaseMachine(
+      const machine = new ReplicaMachine(
         {
           id: options.id,
           incarnation,
@@ -231,11 +299,14 @@ export class SynodNode extends EventEmitter<NodeEvents> {
           marginMs: options.marginMs,
           rng,
           preferredLeader: options.preferredLeader,
+          maxTtlMs: options.maxTtlMs,
+          // The one use of wall-clock time: the token base of a new cluster epoch.
+          bootWallMs: Date.now(),
         },
-        restored,
+        { lease: restored, log: null },
       );
       this.#machine = machine;
-      const driver = new Driver<LeaseMessage, LeaseRecord, LeaseEvent>(machine, {
+      const driver = new Driver<ReplicaMessage, ReplicaUpdate, ReplicaEvent>(machine, {
         id: options.id,
         incarnation,
         cluster: options.cluster,
@@ -243,17 +314,17 @@ export class SynodNode extends EventEmitter<NodeEvents> {
         transport: this.#transport,
         clock: this.#clock,
         scheduler: this.#scheduler,
-        storage: options.storage,
+        storage: leaseStorage(options.storage),
         log: this.#log,
         counters: this.#counters,
-        accepts: isLeaseMessage,
+        accepts: isReplicaMessage,
         onEvents: (events) => {
           this.#onEvents(events);
         },
         afterStep: (now) => {
           this.#role.check(now);
         },
-        extraWake: () => (this.#role.term === null ? null : machine.deadline),
+        extraWake: () => (this.#role.term === null ? null : machine.lease.deadline),
         onFatal: (error) => {
           this.#fail(error);
         },
@@ -304,6 +375,11 @@ export class SynodNode extends EventEmitter<NodeEvents> {
       this.#state = 'stopping';
       this.#role.stepDown();
     }
+    if (this.#is('stopping')) {
+      // Held locks are given back while the cluster still has this node's vote.
+      await this.#locks.releaseAll(Math.min(this.#options.handoffTimeoutMs, this.#options.leaseMs));
+      this.#locks.stop(new NotStartedError('the node stopped'));
+    }
     if (this.#is('stopping') && driver !== null && machine !== null) {
       // The machine keeps running meanwhile: the lease is still renewed, so no other node
       // leads while this node's work may still be running.
@@ -337,8 +413,8 @@ export class SynodNode extends EventEmitter<NodeEvents> {
 
   /** Stops the machine, releasing if `release`; returns the successor the Release names. */
   #stopMachine(
-    driver: Driver<LeaseMessage, LeaseRecord, LeaseEvent>,
-    machine: LeaseMachine,
+    driver: Driver<ReplicaMessage, ReplicaUpdate, ReplicaEvent>,
+    machine: ReplicaMachine,
     release: boolean,
   ): NodeId | null {
     let successor: NodeId | null = null;
@@ -383,6 +459,14 @@ export class SynodNode extends EventEmitter<NodeEvents> {
         const msg = result.frame.msg;
         if (msg.type === 'lease.chosen') done(true);
         else if (msg.type === 'lease.recover') this.#answerRecovery(from, msg.incarnation);
+        else if (msg.type === 'log.recover') {
+          const answer = this.#machine?.log.recoveryAnswer(
+            msg.incarnation,
+            msg.from,
+            this.#clock.now(),
+          );
+          if (answer !== undefined && answer !== null) this.#sendRaw(from, answer);
+        }
       });
       const timer = this.#scheduler.setTimeout(() => {
         done(false);
@@ -402,6 +486,13 @@ export class SynodNode extends EventEmitter<NodeEvents> {
   #answerRecovery(to: NodeId, incarnation: string): void {
     const machine = this.#machine;
     if (machine === null) return;
+    this.#sendRaw(to, machine.lease.recoveryAnswer(incarnation));
+  }
+
+  /** Sends one message outside the driver (the machine is stopped). */
+  #sendRaw(to: NodeId, msg: ProtocolMessage): void {
+    const machine = this.#machine;
+    if (machine === null) return;
     const { cluster, id } = this.#options;
     try {
       const text = encodeFrame({
@@ -409,8 +500,8 @@ export class SynodNode extends EventEmitter<NodeEvents> {
         cluster,
         from: id,
         to,
-        inc: machine.owner.incarnation,
-        msg: machine.recoveryAnswer(incarnation),
+        inc: machine.lease.owner.incarnation,
+        msg,
       });
       this.#transport.send(to, text);
     } catch (error) {
@@ -421,6 +512,7 @@ export class SynodNode extends EventEmitter<NodeEvents> {
   /** Stops timers, input and leadership at once; sends nothing more. */
   #halt(): void {
     this.#endWait?.();
+    this.#locks.stop(new NotStartedError('the node stopped'));
     this.#role.halt();
     this.#driver?.halt();
     const machine = this.#machine;
@@ -455,8 +547,8 @@ export class SynodNode extends EventEmitter<NodeEvents> {
     return (
       machine !== null &&
       (this.#state === 'running' || this.#state === 'stopping') &&
-      machine.term === term &&
-      machine.isLeader(now)
+      machine.lease.term === term &&
+      machine.lease.isLeader(now)
     );
   }
 
@@ -465,16 +557,71 @@ export class SynodNode extends EventEmitter<NodeEvents> {
     if (machine === null || (this.#state !== 'running' && this.#state !== 'stopping')) {
       return null;
     }
-    const view = machine.leader(this.#clock.now());
+    const view = machine.lease.leader(this.#clock.now());
     if (view === null) return null;
-    if (ownerEquals(view.owner, machine.owner) && !this.isLeader) return null;
+    if (ownerEquals(view.owner, machine.lease.owner) && !this.isLeader) return null;
     return { leaderId: view.owner.node, term: view.term };
   }
 
-  #onEvents(events: readonly LeaseEvent[]): void {
+  #onEvents(events: readonly ReplicaEvent[]): void {
+    for (const e of events) {
+      switch (e.type) {
+        case 'lease':
+          this.#onLeaseEvent(e.event);
+          break;
+        case 'log':
+          this.#onLogEvent(e.event);
+          break;
+        case 'lock':
+          this.#locks.onEvent(e.event);
+          break;
+        default: {
+          const never: never = e;
+          this.#log.error({ event: never }, 'unknown event');
+        }
+      }
+    }
+  }
+
+  #onLogEvent(event: LogEvent): void {
+    switch (event.type) {
+      case 'serving':
+        this.#log.info(
+          { term: event.term, slot: event.slot, lossy: event.lossy },
+          'the log is caught up: serving locks',
+        );
+        break;
+      case 'unserving':
+        if (this.#log.enabled('debug'))
+          this.#log.debug({ term: event.term }, 'log leadership ended');
+        break;
+      case 'installed':
+        this.#log.info({ slot: event.slot, from: event.from }, 'installed a snapshot');
+        break;
+      case 'recovered':
+        this.#log.info(
+          { lossy: event.lossy, slot: event.floor },
+          'rebuilt the log state from the other nodes: voting again',
+        );
+        break;
+      case 'refused':
+        this.#counters.invalidFrames['round-limit'] += 1;
+        this.#log.warn(
+          { peer: event.from, reason: event.reason },
+          'refused a message naming a round above the round limit',
+        );
+        break;
+      default: {
+        const never: never = event;
+        this.#log.error({ event: never }, 'unknown log event');
+      }
+    }
+  }
+
+  #onLeaseEvent(event: LeaseEvent): void {
     const machine = this.#machine;
     if (machine === null) return;
-    for (const event of events) {
+    {
       switch (event.type) {
         case 'elected':
           this.#counters.elections += 1;
@@ -492,7 +639,7 @@ export class SynodNode extends EventEmitter<NodeEvents> {
         case 'leader': {
           this.#counters.leaderChanges += 1;
           const owner = event.leader;
-          const isSelf = owner !== null && ownerEquals(owner, machine.owner);
+          const isSelf = owner !== null && ownerEquals(owner, machine.lease.owner);
           const change: LeaderChange = Object.freeze({
             leaderId: owner?.node ?? null,
             term: event.term,
@@ -540,7 +687,7 @@ export class SynodNode extends EventEmitter<NodeEvents> {
 }
 
 /** The successor a Release in `out` names, or null if none goes out. */
-function releasedTo(out: LeaseOutput): NodeId | null {
+function releasedTo(out: ReplicaOutput): NodeId | null {
   for (const { message } of out.send) {
     if (message.type === 'lease.release') return message.successor;
   }
@@ -552,7 +699,7 @@ function releasedTo(out: LeaseOutput): NodeId | null {
  * campaigns the moment its Release arrives, and the frames go out one after the other: every
  * frame encoded and written before the successor's adds to the handoff.
  */
-function successorFirst(out: LeaseOutput): LeaseOutput {
+function successorFirst(out: ReplicaOutput): ReplicaOutput {
   const successor = releasedTo(out);
   if (successor === null || out.send[0]?.to === successor) return out;
   const send = [
@@ -560,6 +707,27 @@ function successorFirst(out: LeaseOutput): LeaseOutput {
     ...out.send.filter((e) => e.to !== successor),
   ];
   return { ...out, send };
+}
+
+function emptyReplicaOutput(): ReplicaOutput {
+  return { send: [], persist: null, events: [], wakeAt: null };
+}
+
+/** The shortest lock TTL that leaves a holder any time after its drift allowance and margin. */
+function minTtlMs(maxClockDrift: number, marginMs: number): number {
+  return Math.ceil(((marginMs + 1) * (1 + maxClockDrift)) / (1 - maxClockDrift));
+}
+
+/**
+ * The storage of the lease record. The log's state is not kept by it: a node restarted with it
+ * rebuilds its log state from the others (docs/design.md, "Recovery without disk").
+ */
+function leaseStorage(storage: ResolvedOptions['storage']): Storage<ReplicaUpdate> | null {
+  if (storage === null) return null;
+  return {
+    load: () => Promise.resolve(null),
+    save: (update) => (update.lease === null ? Promise.resolve() : storage.save(update.lease)),
+  };
 }
 
 /** The transport a node builds from a map of peer URLs (`validateOptions` checked them). */

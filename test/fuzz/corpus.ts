@@ -271,7 +271,17 @@ export function isValidMessage(m: unknown): boolean {
       );
     case 'log.promise':
       return (
-        keys('ballot', 'attempt', 'from', 'entries', 'next', 'floor', 'applied', 'maxRound') &&
+        keys(
+          'ballot',
+          'attempt',
+          'from',
+          'entries',
+          'next',
+          'floor',
+          'applied',
+          'maxRound',
+          'lossy',
+        ) &&
         isBallot(m['ballot']) &&
         isNat(m['attempt']) &&
         isNat(m['from']) &&
@@ -279,7 +289,8 @@ export function isValidMessage(m: unknown): boolean {
         nullOr(m['next'], isNat) &&
         isNat(m['floor']) &&
         isNat(m['applied']) &&
-        isNat(m['maxRound'])
+        isNat(m['maxRound']) &&
+        typeof m['lossy'] === 'boolean'
       );
     case 'log.accept':
       return (
@@ -303,6 +314,20 @@ export function isValidMessage(m: unknown): boolean {
         isNat(m['attempt']) &&
         nullOr(m['promised'], isBallot) &&
         isNat(m['maxRound'])
+      );
+    case 'log.recover':
+      return keys('incarnation', 'from') && isInc(m['incarnation']) && isNat(m['from']);
+    case 'log.recovery':
+      return (
+        keys('incarnation', 'voting', 'promised', 'maxRound', 'floor', 'from', 'entries', 'next') &&
+        isInc(m['incarnation']) &&
+        typeof m['voting'] === 'boolean' &&
+        nullOr(m['promised'], isBallot) &&
+        isNat(m['maxRound']) &&
+        isNat(m['floor']) &&
+        isNat(m['from']) &&
+        arrayOf(m['entries'], isAcceptedEntry) &&
+        nullOr(m['next'], isNat)
       );
     case 'log.fetch':
       return keys('from') && isNat(m['from']);
@@ -437,6 +462,7 @@ function withTokensAsBigints(msg: Obj): void {
     case 'log.promise':
     case 'log.accept':
     case 'log.chosen':
+    case 'log.recovery':
       entries(msg['entries'] as Obj[]);
       break;
     case 'lock.request':
@@ -1082,6 +1108,8 @@ const MESSAGE_TYPES: readonly ProtocolMessage['type'][] = [
   'log.accept',
   'log.accepted',
   'log.reject',
+  'log.recover',
+  'log.recovery',
   'log.fetch',
   'log.chosen',
   'log.snapshot-fetch',
@@ -1297,6 +1325,7 @@ export class FrameSource {
               floor: Math.max(0, m.from - 1),
               applied: Math.max(0, m.from - 1),
               maxRound: m.ballot.round,
+              lossy: false,
             }
           : {
               type: 'log.reject',
@@ -1316,6 +1345,19 @@ export class FrameSource {
         break;
       case 'log.fetch':
         msg = { type: 'log.chosen', entries: [{ slot: m.from, value: this.logValue(from) }] };
+        break;
+      case 'log.recover':
+        msg = {
+          type: 'log.recovery',
+          incarnation: m.incarnation,
+          voting: true,
+          promised: null,
+          maxRound: this.round(),
+          floor: 0,
+          from: m.from,
+          entries: [],
+          next: null,
+        };
         break;
       case 'log.snapshot-fetch':
         msg = {
@@ -1368,6 +1410,7 @@ export class FrameSource {
       case 'log.reject':
       case 'log.chosen':
       case 'log.snapshot':
+      case 'log.recovery':
       case 'lock.reply':
       case 'lock.redirect':
       case 'lock.view':
@@ -1489,6 +1532,21 @@ export class FrameSource {
           floor: this.round(),
           applied: this.round(),
           maxRound: this.round(),
+          lossy: this.chance(0.5),
+        };
+      case 'log.recover':
+        return { type, incarnation: this.incarnation(from), from: this.round() };
+      case 'log.recovery':
+        return {
+          type,
+          incarnation: this.incarnation(from),
+          voting: this.chance(0.5),
+          promised: this.chance(0.3) ? null : ballot(),
+          maxRound: this.round(),
+          floor: this.round(),
+          from: this.round(),
+          entries: this.items(() => this.acceptedEntry(from)),
+          next: this.chance(0.5) ? null : this.round(),
         };
       case 'log.accept':
         return {
@@ -1567,8 +1625,9 @@ export class FrameSource {
    */
   items<T>(item: () => T, tiny?: () => T): T[] {
     const r = this.#rng.next();
-    if (tiny !== undefined && r >= 0.99) return Array.from({ length: 4096 }, tiny);
-    const length = r < 0.25 ? 0 : r < 0.9 ? 1 + this.int(4) : this.int(65);
+    if (tiny !== undefined && r >= 0.99 && this.#big) return Array.from({ length: 4096 }, tiny);
+    // Without `big`, a few items only: a page of long entries would pass the frame limit.
+    const length = r < 0.25 ? 0 : r < 0.9 || !this.#big ? 1 + this.int(4) : this.int(65);
     return Array.from({ length }, item);
   }
 
@@ -1713,9 +1772,11 @@ export class FrameSource {
 
   /** Base64 of a snapshot part: short mostly, a whole part (36 KiB of data) sometimes. */
   snapshotData(): string {
-    const bytes = this.chance(0.03)
-      ? this.pick([36 * 1024, 36 * 1024 - 1, 36 * 1024 - 2])
-      : this.int(40);
+    // Full parts only with `big`: without, a text edit must not push a frame past the limit.
+    const bytes =
+      this.#big && this.chance(0.03)
+        ? this.pick([36 * 1024, 36 * 1024 - 1, 36 * 1024 - 2])
+        : this.int(40);
     return Buffer.from(Array.from({ length: bytes }, () => this.int(256))).toString('base64');
   }
 

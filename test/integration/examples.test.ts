@@ -25,6 +25,7 @@ const EXAMPLES = readdirSync(new URL('examples/', ROOT))
 const LAST_LINES: Record<string, RegExp> = {
   demo: /^Summary \(leaseMs 1000\): first leader .* handoff [\d.]+ ms\.$/,
   'leader-election': /^all nodes stopped$/,
+  fencing: /^the stale write was refused$/,
 };
 
 async function runner(

@@ -192,6 +192,23 @@ export function lockArbitraries(base: Base): LockArbitraries {
       floor: round,
       applied: round,
       maxRound: round,
+      lossy: fc.boolean(),
+    }),
+    'log.recover': fc.record({
+      type: fc.constant('log.recover' as const),
+      incarnation,
+      from: round,
+    }),
+    'log.recovery': fc.record({
+      type: fc.constant('log.recovery' as const),
+      incarnation,
+      voting: fc.boolean(),
+      promised: fc.option(ballot, { nil: null }),
+      maxRound: round,
+      floor: round,
+      from: round,
+      entries: list(fc.record({ slot: round, ballot, value: logValue })),
+      next: fc.option(round, { nil: null }),
     }),
     'log.accept': fc.record({
       type: fc.constant('log.accept' as const),

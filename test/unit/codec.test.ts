@@ -134,6 +134,7 @@ const MESSAGES: ProtocolMessage[] = [
     floor: 4,
     applied: 4,
     maxRound: 7,
+    lossy: false,
   },
   {
     type: 'log.promise',
@@ -145,6 +146,19 @@ const MESSAGES: ProtocolMessage[] = [
     floor: 0,
     applied: 0,
     maxRound: 0,
+    lossy: true,
+  },
+  { type: 'log.recover', incarnation: INC_B, from: 0 },
+  {
+    type: 'log.recovery',
+    incarnation: INC_B,
+    voting: true,
+    promised: BALLOT,
+    maxRound: 9,
+    floor: 4,
+    from: 0,
+    entries: [{ slot: 5, ballot: BALLOT, value: COMMANDS }],
+    next: 6,
   },
   {
     type: 'log.accept',
@@ -1312,6 +1326,7 @@ describe('codec: log and lock messages', function () {
           floor: 0,
           applied: 0,
           maxRound: 7,
+          lossy: false,
         });
       assert.ok(decodeFrame(encodeFrame(page(2)), EXPECT).ok);
       for (const n of [3, 64]) {

@@ -1,0 +1,384 @@
+import type { StateMachine } from '../log/multi-paxos.js';
+import { earliest } from '../paxos/output.js';
+import { ownerKey, type Envelope, type NodeId, type Owner } from '../types.js';
+import type { ApplyResult, Grant, LockCommand, LockReply } from './commands.js';
+import { TimeHeap } from './heap.js';
+import { decodeSnapshot, encodeSnapshot, LockTable } from './lock-table.js';
+import type { ClientCommand, LockMessage } from './messages.js';
+import { replyBytes } from './size.js';
+
+/**
+ * The lock table as the log's state machine. Every node applies the same commands in slot
+ * order; the results go to `onApplied` (the service, which answers holders while this node
+ * leads). A restored snapshot replaces the table whole.
+ */
+export class LockStateMachine implements StateMachine<LockCommand> {
+  #table = new LockTable();
+  onApplied: (result: ApplyResult, command: LockCommand) => void = () => undefined;
+
+  get table(): LockTable {
+    return this.#table;
+  }
+
+  apply(_slot: number, commands: readonly LockCommand[]): void {
+    for (const command of commands) this.onApplied(this.#table.apply(command), command);
+  }
+
+  snapshot(): string {
+    return encodeSnapshot(this.#table);
+  }
+
+  restore(text: string): boolean {
+    try {
+      this.#table = decodeSnapshot(text);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
+
+export interface LockServiceConfig {
+  readonly id: NodeId;
+  readonly leaseMs: number;
+  /** The bound on TTLs: idle sessions are retired after it, and a fresh epoch waits it out. */
+  readonly maxTtlMs: number;
+  /**
+   * This node's wall-clock reading (Unix ms) at start: the token base of a new cluster epoch.
+   * The one use of wall-clock time in synod (docs/design.md, "Decisions").
+   */
+  readonly bootWallMs: number;
+  /** Bytes of replies in one frame. */
+  readonly maxReplyBytes?: number;
+}
+
+/** What the service asks of the log and the transport. */
+export interface LockServiceSink {
+  readonly send: Envelope<LockMessage>[];
+  /** Commands for the log (the leader's own: expire, retire, epoch; and holders'). */
+  readonly propose: LockCommand[];
+}
+
+interface Timer {
+  readonly token: bigint;
+  readonly version: number;
+  readonly expireAt: number;
+  proposed: boolean;
+}
+
+const DEFAULT_REPLY_BYTES = 32 * 1024;
+
+/**
+ * The leader's side of the lock service (docs/design.md, "Locks as a replicated state
+ * machine"). Pure: every call takes `now`.
+ *
+ * - It answers a holder once its command applied, and tells a waiter when its turn came.
+ * - TTL timers run only while this node serves (its log barrier applied, "takeover"): each
+ *   grant's timer starts at takeover or when its grant or renew applied, whichever is later,
+ *   so a new leader may extend a grant but never shortens it. When one runs out it proposes
+ *   `expire` with the grant's version: a renew that applied first makes it a no-op.
+ * - A table that has never granted in its epoch (a whole cluster started without storage)
+ *   grants only after `maxTtlMs + leaseMs` of serving: every holder of an earlier life of the
+ *   cluster has lost its lock by then.
+ */
+export class LockService {
+  readonly config: LockServiceConfig;
+  readonly #machine: LockStateMachine;
+  readonly #maxReplyBytes: number;
+  #serving = false;
+  readonly #timers = new Map<string, Timer>();
+  readonly #heap = new TimeHeap<string>();
+  /** Replies waiting to go out, per holder. */
+  readonly #replies = new Map<string, { holder: Owner; replies: LockReply[] }>();
+  /** Sessions seen idle, and since when (this node's clock, while serving). */
+  readonly #idleSince = new Map<string, { holder: Owner; since: number }>();
+  #nextSweepAt: number | null = null;
+  /** Holders' commands held back until a fresh epoch may grant. */
+  #holdUntil: number | null = null;
+  #held: ClientCommand[] = [];
+  #epochProposed = false;
+  /** The clock reading of the current step (timers started while commands apply use it). */
+  #now = 0;
+  /** Whether this node leads the log (it answers holders) — set by the replica. */
+  leading = false;
+
+  constructor(config: LockServiceConfig, machine: LockStateMachine) {
+    this.config = config;
+    this.#machine = machine;
+    this.#maxReplyBytes = config.maxReplyBytes ?? DEFAULT_REPLY_BYTES;
+    machine.onApplied = (result, command) => {
+      this.#onApplied(result, command);
+    };
+  }
+
+  get table(): LockTable {
+    return this.#machine.table;
+  }
+
+  get serving(): boolean {
+    return this.#serving;
+  }
+
+  /** Timers running (one per grant while serving). */
+  get timers(): number {
+    return this.#timers.size;
+  }
+
+  /**
+   * The log applied this term's barrier: every grant's timer starts now (or keeps a later
+   * start), and holders' commands are taken from here on.
+   */
+  startServing(now: number, sink: LockServiceSink, lossy = false): void {
+    this.#serving = true;
+    this.#timers.clear();
+    this.#heap.clear();
+    for (const grant of this.table.grants()) this.#startTimer(grant, now);
+    this.#idleSince.clear();
+    this.#nextSweepAt = now + this.#sweepMs();
+    const table = this.table;
+    if ((table.index === 0 && !this.#epochProposed) || lossy) {
+      // A log that never applied anything, or one a majority lost its memory of: a new cluster
+      // epoch. Its tokens start above every token of an earlier life of this cluster (wall-clock
+      // ms · 2^20), and it grants only once every earlier holder lost its lock (below).
+      this.#epochProposed = true;
+      sink.propose.push({ op: 'epoch', base: BigInt(Math.floor(this.config.bootWallMs)) << 20n });
+    }
+    this.#holdUntil =
+      lossy || this.#freshEpoch() ? now + this.config.maxTtlMs + this.config.leaseMs : null;
+    if (this.#holdUntil === null) {
+      sink.propose.push(...this.#held);
+      this.#held = [];
+    }
+  }
+
+  /** Log leadership ended: held commands are dropped (their holders retry elsewhere). */
+  stopServing(): void {
+    this.#serving = false;
+    this.#timers.clear();
+    this.#heap.clear();
+    this.#idleSince.clear();
+    this.#nextSweepAt = null;
+    this.#holdUntil = null;
+    this.#held = [];
+  }
+
+  /**
+   * Holders' commands that reached this node while it leads the log. Before it serves (its
+   * barrier not yet applied) they wait here: whether a fresh epoch must wait out earlier
+   * holders first is known only once the table is up to date.
+   */
+  request(
+    from: NodeId,
+    commands: readonly ClientCommand[],
+    now: number,
+    sink: LockServiceSink,
+  ): void {
+    for (const command of commands) {
+      // A node speaks for its own holders only.
+      if (command.holder.node !== from) continue;
+      if (!this.#serving || (this.#holdUntil !== null && now < this.#holdUntil)) {
+        this.#held.push(command);
+      } else {
+        sink.propose.push(command);
+      }
+    }
+  }
+
+  /** Tells the sender to try elsewhere: this node does not serve. */
+  redirect(
+    from: NodeId,
+    commands: readonly ClientCommand[],
+    leader: NodeId | null,
+    sink: LockServiceSink,
+  ): void {
+    const byIncarnation = new Map<string, number[]>();
+    for (const c of commands) {
+      if (c.holder.node !== from) continue;
+      const seqs = byIncarnation.get(c.holder.incarnation) ?? [];
+      seqs.push(c.seq);
+      byIncarnation.set(c.holder.incarnation, seqs);
+    }
+    for (const [incarnation, seqs] of byIncarnation) {
+      sink.send.push({ to: from, message: { type: 'lock.redirect', incarnation, seqs, leader } });
+    }
+  }
+
+  /** Proposes expires whose time came, retires idle sessions, lets held commands through. */
+  tick(now: number, sink: LockServiceSink): void {
+    this.#now = now;
+    if (!this.#serving) return;
+    if (this.#holdUntil !== null && now >= this.#holdUntil) {
+      this.#holdUntil = null;
+      sink.propose.push(...this.#held);
+      this.#held = [];
+    }
+    for (;;) {
+      const at = this.#heap.peekTime();
+      if (at === null || at > now) break;
+      const entry = this.#heap.pop();
+      if (entry === null) break;
+      const timer = this.#timers.get(entry.key);
+      if (timer === undefined || timer.proposed || timer.expireAt > now) continue;
+      timer.proposed = true;
+      sink.propose.push({
+        op: 'expire',
+        name: entry.key,
+        token: timer.token,
+        version: timer.version,
+      });
+    }
+    if (this.#nextSweepAt !== null && now >= this.#nextSweepAt) this.#sweep(now, sink);
+  }
+
+  wakeAt(): number | null {
+    if (!this.#serving) return null;
+    let at = earliest(this.#heap.peekTime(), this.#nextSweepAt);
+    at = earliest(at, this.#holdUntil);
+    return at;
+  }
+
+  /** The answers of this step, one frame per holder (or more, if they are many). */
+  flush(sink: LockServiceSink): void {
+    for (const { holder, replies } of this.#replies.values()) {
+      let batch: LockReply[] = [];
+      let bytes = 0;
+      for (const reply of replies) {
+        const size = replyBytes(reply);
+        if (batch.length > 0 && bytes + size > this.#maxReplyBytes) {
+          this.#sendReplies(holder, batch, sink);
+          batch = [];
+          bytes = 0;
+        }
+        batch.push(reply);
+        bytes += size;
+      }
+      if (batch.length > 0) this.#sendReplies(holder, batch, sink);
+    }
+    this.#replies.clear();
+  }
+
+  /** Who holds `name`, for a read served under the lease (the caller checked it serves). */
+  view(to: NodeId, incarnation: string, id: number, name: string, sink: LockServiceSink): void {
+    const view = this.table.view(name);
+    sink.send.push({
+      to,
+      message: {
+        type: 'lock.view',
+        incarnation,
+        id,
+        name,
+        holder: view?.holder ?? null,
+        token: view?.token ?? null,
+        waiters: view?.waiters ?? 0,
+      },
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  #sendReplies(holder: Owner, replies: LockReply[], sink: LockServiceSink): void {
+    sink.send.push({
+      to: holder.node,
+      message: { type: 'lock.reply', incarnation: holder.incarnation, replies },
+    });
+  }
+
+  #onApplied(result: ApplyResult, command: LockCommand): void {
+    if (command.op === 'epoch') this.#epochProposed = true;
+    if (this.leading) {
+      if (result.reply !== null) this.#queueReply(result.reply.to, result.reply.reply);
+      for (const grant of result.promoted) {
+        this.#queueReply(grant.holder, {
+          type: 'granted',
+          seq: grant.seq,
+          name: grant.name,
+          token: grant.token,
+          ttlMs: grant.ttlMs,
+          version: grant.version,
+        });
+      }
+    }
+    if (!this.#serving) return;
+    for (const grant of result.ended) this.#timers.delete(grant.name);
+    for (const grant of result.promoted) this.#startTimer(grant, null);
+    for (const grant of result.renewed) this.#startTimer(grant, null);
+    const reply = result.reply?.reply;
+    if (reply?.type === 'granted') {
+      // A fresh grant, or the answer to a retry of one: its timer starts now unless it runs.
+      const view = this.table.view(reply.name);
+      const timer = this.#timers.get(reply.name);
+      if (view?.token === reply.token && timer?.token !== reply.token) {
+        this.#startTimer(
+          {
+            name: reply.name,
+            holder: view.holder,
+            seq: reply.seq,
+            token: view.token,
+            ttlMs: view.ttlMs,
+            version: view.version,
+          },
+          null,
+        );
+      }
+    }
+  }
+
+  /** Starts (or restarts) `grant`'s timer at `now` (null: the time of the current step). */
+  #startTimer(grant: Grant, now: number | null): void {
+    const at = (now ?? this.#now) + grant.ttlMs;
+    this.#timers.set(grant.name, {
+      token: grant.token,
+      version: grant.version,
+      expireAt: at,
+      proposed: false,
+    });
+    this.#heap.push(at, grant.name);
+  }
+
+  /** The current step's clock reading, for timers started while applying. */
+  setNow(now: number): void {
+    this.#now = now;
+  }
+
+  #queueReply(holder: Owner, reply: LockReply): void {
+    const key = ownerKey(holder);
+    let entry = this.#replies.get(key);
+    if (entry === undefined) {
+      entry = { holder, replies: [] };
+      this.#replies.set(key, entry);
+    }
+    entry.replies.push(reply);
+  }
+
+  #sweepMs(): number {
+    return Math.max(this.config.leaseMs, this.config.maxTtlMs / 4);
+  }
+
+  /** Retires sessions idle for `maxTtlMs` (a holder process that went away for good). */
+  #sweep(now: number, sink: LockServiceSink): void {
+    this.#nextSweepAt = now + this.#sweepMs();
+    const table = this.table;
+    const seen = new Set<string>();
+    const retire: Owner[] = [];
+    for (const holder of table.sessions()) {
+      const key = ownerKey(holder);
+      if (!table.isIdle(holder)) continue;
+      seen.add(key);
+      const idle = this.#idleSince.get(key);
+      if (idle === undefined) this.#idleSince.set(key, { holder, since: now });
+      else if (now - idle.since >= this.config.maxTtlMs) retire.push(holder);
+    }
+    for (const key of this.#idleSince.keys()) if (!seen.has(key)) this.#idleSince.delete(key);
+    for (let i = 0; i < retire.length; i += 256) {
+      sink.propose.push({ op: 'retire', holders: retire.slice(i, i + 256) });
+    }
+    for (const holder of retire) this.#idleSince.delete(ownerKey(holder));
+  }
+
+  /** A table whose epoch has not granted yet: it waits out every earlier holder first. */
+  #freshEpoch(): boolean {
+    const table = this.table;
+    if (table.index === 0) return true;
+    return table.lastToken === table.base;
+  }
+}
