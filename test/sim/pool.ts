@@ -16,6 +16,8 @@ export interface SeedJob {
   /** `path/to/module.js#exportName`: an object with `createLease` and/or `createDecree`. */
   readonly variant?: string;
   readonly stopAtFirstViolation?: boolean;
+  /** Run the lock workload (the whole replica) instead of the lease and decrees. */
+  readonly locks?: boolean;
 }
 
 /** What a worker sends back: everything but the trace. */

@@ -9,6 +9,7 @@
  *   --trace            print the trace of one seed (identical on every run)
  *   --json             print each seed's summary as a JSON line
  *   --variant M#E      substitute machines: module M's export E ({ createLease, createDecree })
+ *   --locks            the lock workload: each node runs the whole replica and takes locks
  *   --workers N        worker threads (default: one per core)
  *   --stop             end each run at its first violation
  *   --golden           recompute the pinned trace hashes of test/sim/golden.json and print
@@ -38,6 +39,7 @@ interface Args {
   trace: boolean;
   json: boolean;
   variant?: string;
+  locks: boolean;
   workers?: number;
   stop: boolean;
   golden: boolean;
@@ -62,6 +64,7 @@ function parseArgs(args: readonly string[]): Args {
     seeds: parseSeeds('1-100'),
     profiles: ['default'],
     periods: DEFAULT_PERIODS,
+    locks: false,
     trace: false,
     json: false,
     stop: false,
@@ -122,6 +125,9 @@ function parseArgs(args: readonly string[]): Args {
       case '--golden':
         out.golden = true;
         break;
+      case '--locks':
+        out.locks = true;
+        break;
       default:
         throw new Error(`unknown argument ${flag}`);
     }
@@ -141,6 +147,7 @@ async function traceOne(args: Args): Promise<number> {
     profile,
     periods: args.periods,
     trace: true,
+    ...(args.locks ? { workload: 'locks' as const } : {}),
     ...(args.nodes === undefined ? {} : { nodes: args.nodes }),
     ...(args.variant === undefined ? {} : { variant: args.variant }),
     ...factories,
@@ -171,6 +178,7 @@ async function main(): Promise<number> {
         ...(args.nodes === undefined ? {} : { nodes: args.nodes }),
         ...(args.variant === undefined ? {} : { variant: args.variant }),
         ...(args.stop ? { stopAtFirstViolation: true } : {}),
+        ...(args.locks ? { locks: true } : {}),
       });
     }
   }
@@ -218,7 +226,15 @@ function printTotals(profile: ProfileName, results: readonly SeedSummary[]): voi
   let messages = 0;
   let events = 0;
   let busy = 0;
+  const locks = { grants: 0, releases: 0, expires: 0, unknown: 0 };
   for (const s of results) {
+    const l = s.counts.locks;
+    if (l !== null) {
+      locks.grants += l.grants;
+      locks.releases += l.releases;
+      locks.expires += l.expires;
+      if (l.unknown) locks.unknown += 1;
+    }
     for (const [k, v] of Object.entries(s.counts.faults) as [keyof FaultCounts, number][]) {
       faults[k] = (faults[k] ?? 0) + v;
     }
@@ -243,7 +259,12 @@ function printTotals(profile: ProfileName, results: readonly SeedSummary[]): voi
     `profile=${profile} seeds=${results.length} ${faultText} leaderChanges=${leaderChanges} ` +
       `elections=${elections} actions=${actions} decreesChosen=${decrees} ` +
       `messages=${messages} events=${events} busyWakeups=${busy} ` +
-      `healToLeaderL(p50/p99/max)=${at(0.5)}/${at(0.99)}/${at(1)}\n`,
+      `healToLeaderL(p50/p99/max)=${at(0.5)}/${at(0.99)}/${at(1)}` +
+      (results.some((r) => r.counts.locks !== null)
+        ? ` grants=${locks.grants} releases=${locks.releases} expires=${locks.expires} ` +
+          `linearizabilityUnknown=${locks.unknown}`
+        : '') +
+      '\n',
   );
 }
 

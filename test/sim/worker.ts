@@ -4,7 +4,7 @@ import { parentPort } from 'node:worker_threads';
 import { simulate, type SimulateOptions } from '../../lib/testing/sim/index.js';
 import type { SeedJob, SeedSummary, WorkerReply, WorkerRequest } from './pool.js';
 
-type Factories = Pick<SimulateOptions, 'createLease' | 'createDecree'>;
+type Factories = Pick<SimulateOptions, 'createLease' | 'createDecree' | 'createReplica'>;
 
 const loaded = new Map<string, Factories>();
 
@@ -45,6 +45,7 @@ export async function runJob(job: SeedJob): Promise<SeedSummary> {
     ...(job.periods === undefined ? {} : { periods: job.periods }),
     ...(job.variant === undefined ? {} : { variant: job.variant }),
     ...(job.stopAtFirstViolation === true ? { stopAtFirstViolation: true } : {}),
+    ...(job.locks === true ? { workload: 'locks' as const } : {}),
     ...factories,
   });
   return {

@@ -1,4 +1,5 @@
 import { majority } from '../../paxos/quorum.js';
+import type { LockViolationKind } from './locks.js';
 
 export type ViolationKind =
   /** G4: two owners believed they held the lease at one real instant. */
@@ -34,7 +35,9 @@ export type ViolationKind =
    */
   | 'leaderChanged'
   /** A machine threw. */
-  | 'machineError';
+  | 'machineError'
+  /** Lock invariants (see LockWorkload). */
+  | LockViolationKind;
 
 export interface Violation {
   readonly kind: ViolationKind;

@@ -81,6 +81,11 @@ export function formatEvent(e: LeaseEvent | DecreeEvent): string {
   }
 }
 
+/** Any other message or event (the log's, the locks'), as JSON with tokens as decimal text. */
+export function formatJson(x: unknown): string {
+  return JSON.stringify(x, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+}
+
 function value(v: LeaseValue): string {
   return `${owner(v.owner)}:${v.leaseMs}:${v.term}`;
 }

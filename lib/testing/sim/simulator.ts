@@ -26,10 +26,19 @@ import {
 } from '../../paxos/decree.js';
 import type { PaxosMessage } from '../../paxos/messages.js';
 import { createRng, randomIncarnation, type Rng } from '../../random.js';
-import { ownerKey } from '../../types.js';
+import {
+  ReplicaMachine,
+  type ReplicaConfig,
+  type ReplicaEvent,
+  type ReplicaMessage,
+  type ReplicaOutput,
+  type ReplicaRecord,
+} from '../../replica/machine.js';
+import { ownerKey, type Output } from '../../types.js';
 import { Checker, type Violation } from './checker.js';
 import { DriftClock } from './clock.js';
-import { formatEvent, formatMessage } from './format.js';
+import { formatEvent, formatJson, formatMessage } from './format.js';
+import { LockWorkload } from './locks.js';
 import {
   deriveParams,
   logUniform,
@@ -43,6 +52,10 @@ import { EventQueue, type Scheduled } from './queue.js';
 
 export type LeaseFactory = (config: LeaseConfig, restored: LeaseRecord | null) => LeaseMachine;
 export type DecreeFactory = (config: DecreeConfig, restored: DecreeRecord | null) => DecreeMachine;
+export type ReplicaFactory = (
+  config: ReplicaConfig,
+  restored: ReplicaRecord | null,
+) => ReplicaMachine;
 
 export interface SimulateOptions extends ParamOptions {
   /** Keep the trace lines (the hash is computed either way). */
@@ -52,6 +65,12 @@ export interface SimulateOptions extends ParamOptions {
   /** Substitute machines, e.g. the broken variants of the tests. */
   readonly createLease?: LeaseFactory;
   readonly createDecree?: DecreeFactory;
+  /**
+   * The workload: `lease` (the lease and Basic Paxos decrees, the default) or `locks` (each node
+   * runs the whole replica, lease, log and lock table, and an application takes locks).
+   */
+  readonly workload?: 'lease' | 'locks';
+  readonly createReplica?: ReplicaFactory;
   /** Named in the replay command (`--variant`), for runs with substituted machines. */
   readonly variant?: string;
 }
@@ -74,6 +93,15 @@ export interface FaultCounts {
   staleAccept: number;
 }
 
+/** What the lock workload did in one run. */
+export interface LockCounts {
+  grants: number;
+  releases: number;
+  expires: number;
+  /** The linearizability search ran out of budget (neither a pass nor a failure). */
+  unknown: boolean;
+}
+
 export interface SimCounts {
   readonly faults: FaultCounts;
   /** Elections of an owner other than the previous one. */
@@ -86,6 +114,8 @@ export interface SimCounts {
   decreesChosen: number;
   /** Envelopes sent, before loss and duplication. */
   messages: number;
+  /** With the lock workload. */
+  locks: LockCounts | null;
   /**
    * Timer ticks that did nothing and asked to be woken again at once (a `wakeAt` not after
    * `now`): a machine polling every millisecond, as Node would run it. Not a violation, but
@@ -119,10 +149,15 @@ export function simulate(options: SimulateOptions): SimResult {
   return new Simulation(options).run();
 }
 
-export function replayCommand(params: SimParams, variant?: string): string {
-  const base =
+export function replayCommand(
+  params: SimParams,
+  variant?: string,
+  workload: 'lease' | 'locks' = 'lease',
+): string {
+  let base =
     `npm run sim -- --seed ${params.seed} --profile ${params.profile} ` +
     `--nodes ${params.nodes} --periods ${params.periods}`;
+  if (workload === 'locks') base += ' --locks';
   return variant === undefined ? base : `${base} --variant ${variant}`;
 }
 
@@ -153,10 +188,12 @@ const F_SLOW = 5;
 const EARLY_TIMER = 0.2;
 /** Chance that a leader action is attempted at the instant the lease timer is due. */
 const ACT_AT_TIMER = 0.25;
+/** Events per lease period beyond which a run is a storm (healthy runs use a few hundred). */
+const EVENTS_PER_PERIOD_LIMIT = 20_000;
 /** Same-instant timer firings of one node before the run is declared live-locked. */
 const SPIN_LIMIT = 10_000;
 
-type Message = LeaseMessage | PaxosMessage;
+type Message = LeaseMessage | PaxosMessage | ReplicaMessage;
 
 interface SimEvent extends Scheduled {
   kind: number;
@@ -181,6 +218,11 @@ class SimNode {
   clock = new DriftClock(0, 0, 1);
   lease: LeaseMachine | null = null;
   decree: DecreeMachine | null = null;
+  /** With the lock workload: the whole replica (its lease is `lease`). */
+  replica: ReplicaMachine | null = null;
+  /** The application's one pending wake-up (PROPOSE events carry its number). */
+  appTimer = 0;
+  appAt = Number.NaN;
   /** The disk: what survives a restart with storage. */
   leaseRecord: LeaseRecord | null = null;
   decreeRecord: DecreeRecord | null = null;
@@ -250,6 +292,9 @@ class Simulation {
   readonly #checker: Checker;
   readonly #createLease: LeaseFactory;
   readonly #createDecree: DecreeFactory;
+  readonly #createReplica: ReplicaFactory;
+  /** The lock workload, when the run has one. */
+  readonly #locks: LockWorkload | null;
   // Independent streams, so that a change in one kind of randomness leaves the others alone.
   readonly #faultRng: Rng;
   readonly #nodeRng: Rng;
@@ -287,6 +332,7 @@ class Simulation {
     });
     this.#createLease = options.createLease ?? ((c, r) => new LeaseMachine(c, r));
     this.#createDecree = options.createDecree ?? ((c, r) => new DecreeMachine(c, r));
+    this.#createReplica = options.createReplica ?? ((c, r) => new ReplicaMachine(c, r));
     this.#faultRng = createRng(mix(p.seed, 2));
     this.#nodeRng = createRng(mix(p.seed, 3));
     this.#appRng = createRng(mix(p.seed, 4));
@@ -314,12 +360,25 @@ class Simulation {
       decreesChosen: 0,
       messages: 0,
       busyWakeups: 0,
+      locks: null,
     };
     this.#trace = options.trace === true ? [] : null;
     this.#endAt = p.periods * p.leaseMs;
     this.#healAt = (p.periods - p.quietPeriods) * p.leaseMs;
     const netRng = createRng(mix(p.seed, 1));
     this.#net = new FaultyNetwork(p, netRng, this.#counts.faults, this.#healAt);
+    this.#locks =
+      options.workload === 'locks'
+        ? new LockWorkload({
+            nodes: this.#ids,
+            leaseMs: p.leaseMs,
+            maxTtlMs: maxTtlMsOf(p.leaseMs),
+            rng: createRng(mix(p.seed, 6)),
+            report: (kind, t, description) => {
+              this.#checker.report(kind, t, description);
+            },
+          })
+        : null;
   }
 
   run(): SimResult {
@@ -343,10 +402,18 @@ class Simulation {
     }
     this.#push(END, this.#endAt, -1, 0, 0);
     const stopEarly = this.#opts.stopAtFirstViolation === true;
+    // A run that needs far more events than its periods can explain is a message or timer
+    // storm: stopped and reported, rather than left to run for hours.
+    const eventLimit = p.periods * EVENTS_PER_PERIOD_LIMIT;
     for (;;) {
       const ev = this.#queue.pop();
       if (ev === undefined) break;
       this.#events++;
+      if (this.#events > eventLimit) {
+        this.#checker.report('machineError', ev.t, `more than ${eventLimit} events: a storm`);
+        this.#halted = true;
+        break;
+      }
       try {
         if (ev.kind === END) break;
         this.#dispatch(ev);
@@ -359,6 +426,19 @@ class Simulation {
     }
     const cutShort = this.#halted || (stopEarly && !this.#checker.ok);
     if (!cutShort) this.#checker.finish(this.#endAt);
+    const locks = this.#locks;
+    if (locks !== null) {
+      if (!cutShort) {
+        locks.advance(this.#endAt);
+        locks.finish(this.#endAt);
+      }
+      this.#counts.locks = {
+        grants: locks.grants,
+        releases: locks.releases,
+        expires: locks.expires,
+        unknown: locks.linearizabilityUnknown,
+      };
+    }
     this.#counts.decreesChosen = this.#checker.chosenInstances;
     this.#hash.update(this.#hashBuf);
     this.#hashBuf = '';
@@ -371,7 +451,7 @@ class Simulation {
       healToLeader:
         this.#checker.healToLeaderMs === null ? null : this.#checker.healToLeaderMs / p.leaseMs,
       traceHash: this.#hash.digest('hex'),
-      replay: replayCommand(p, this.#opts.variant),
+      replay: replayCommand(p, this.#opts.variant, this.#opts.workload),
       trace: this.#trace,
       events: this.#events,
     };
@@ -411,6 +491,7 @@ class Simulation {
         return;
       case LIVENESS:
         this.#checker.advance(ev.t);
+        this.#locks?.advance(ev.t);
         return;
       case TRAP:
         this.#trapTimeout(ev.gen, ev.aux, ev.t);
@@ -436,6 +517,10 @@ class Simulation {
   }
 
   #run(node: SimNode, ev: SimEvent, t: number): void {
+    if (node.replica !== null) {
+      this.#runReplica(node, node.replica, ev, t);
+      return;
+    }
     const now = node.clock.local(t);
     const lease = node.lease;
     const decree = node.decree;
@@ -445,10 +530,10 @@ class Simulation {
         const msg = ev.msg;
         if (msg === null) return;
         const from = this.#ids[ev.from] ?? '';
-        this.#line(`${t} > ${from} ${node.id} ${formatMessage(msg)}`);
+        this.#line(`${t} > ${from} ${node.id} ${formatAny(msg)}`);
         if (isLeaseMessage(msg)) {
           this.#applyLease(node, lease.handle({ type: 'message', from, message: msg }, now), t);
-        } else {
+        } else if (isPaxosMessage(msg)) {
           this.#applyDecree(node, decree.handle({ type: 'message', from, message: msg }, now), t);
         }
         break;
@@ -493,7 +578,53 @@ class Simulation {
     }
   }
 
-  #busy<O extends LeaseOutput | DecreeOutput>(out: O, now: number): O {
+  /** A node event with the lock workload: the replica takes messages, ticks and app calls. */
+  #runReplica(node: SimNode, replica: ReplicaMachine, ev: SimEvent, t: number): void {
+    const now = node.clock.local(t);
+    const locks = this.#locks;
+    locks?.at(t);
+    switch (ev.kind) {
+      case DELIVER: {
+        const msg = ev.msg;
+        if (msg === null) return;
+        const from = this.#ids[ev.from] ?? '';
+        this.#line(`${t} > ${from} ${node.id} ${formatAny(msg)}`);
+        if (isPaxosMessage(msg)) return;
+        this.#applyReplica(node, replica.handle({ type: 'message', from, message: msg }, now), t);
+        break;
+      }
+      case LEASE_TIMER:
+        if (ev.aux !== node.leaseTimer) return;
+        node.leaseArmed = false;
+        this.#spin(node, t);
+        this.#applyReplica(node, this.#busy(replica.handle(TICK, now), now), t);
+        break;
+      case ACT:
+        if (replica.lease.isLeader(now)) {
+          this.#counts.actions++;
+          this.#line(`${t} ! ${node.owner}`);
+          this.#checker.action(t, node.owner);
+        }
+        if (ev.aux === 1) {
+          this.#push(ACT, t + this.#exp(this.#appRng, this.#p.actEveryMs), node.index, node.gen, 1);
+        }
+        break;
+      case PROPOSE: {
+        if (locks === null || ev.aux !== node.appTimer) return;
+        node.appAt = Number.NaN;
+        const out = locks.act(node.index, replica, now, t);
+        if (out !== null) this.#applyReplica(node, out, t);
+        if (node.up && node.gen === ev.gen) this.#wakeApp(node, t);
+        break;
+      }
+      case DECREE_TIMER:
+        break;
+      default:
+        throw new Error(`not a node event: ${ev.kind}`);
+    }
+  }
+
+  #busy<O extends LeaseOutput | DecreeOutput | ReplicaOutput>(out: O, now: number): O {
     if (
       out.wakeAt !== null &&
       out.wakeAt <= now &&
@@ -519,7 +650,44 @@ class Simulation {
 
   // Applying outputs: persist, then send, then events (the runtime's order).
 
-  #applyLease(node: SimNode, out: LeaseOutput, t: number): void {
+  /** A replica's output: its lease part is judged as the lease's, the rest by the workload. */
+  #applyReplica(node: SimNode, out: ReplicaOutput, t: number): void {
+    if (out.persist?.lease != null) node.leaseRecord = out.persist.lease;
+    const locks = this.#locks;
+    const leaseEvents: LeaseEvent[] = [];
+    for (const e of out.events) if (e.type === 'lease') leaseEvents.push(e.event);
+    if (locks !== null) for (const env of out.send) locks.sent(env.message, t);
+    this.#applyLease(
+      node,
+      { send: out.send, persist: null, events: leaseEvents, wakeAt: out.wakeAt },
+      t,
+      out,
+    );
+    if (locks === null || !node.up) return;
+    for (const e of out.events) {
+      if (e.type === 'lock') locks.event(node.index, e.event, t);
+      else if (e.type === 'log') locks.logEvent(e.event);
+    }
+    // The application reacts to what it learned (a grant to hold, a loss).
+    this.#wakeApp(node, t);
+  }
+
+  /** Sets the application's wake-up to when it next has something to do (the earliest kept). */
+  #wakeApp(node: SimNode, t: number): void {
+    const next = this.#locks?.nextActAt(node.index, t) ?? null;
+    if (next === null) return;
+    const at = Math.max(t, next);
+    if (!Number.isNaN(node.appAt) && node.appAt <= at) return;
+    node.appAt = at;
+    this.#push(PROPOSE, at, node.index, node.gen, ++node.appTimer);
+  }
+
+  #applyLease(
+    node: SimNode,
+    out: Output<Message, LeaseRecord, LeaseEvent>,
+    t: number,
+    whole: ReplicaOutput | null = null,
+  ): void {
     if (out.persist !== null) node.leaseRecord = out.persist;
     const turn = ++this.#turn;
     let risky = false;
@@ -549,7 +717,11 @@ class Simulation {
     }
     for (const e of out.events) this.#leaseEvent(node, e, t);
     this.#armLease(node, out.wakeAt, t);
-    this.#output(t, node, out, out.persist === null ? '' : JSON.stringify(out.persist));
+    if (whole === null) {
+      this.#output(t, node, out, out.persist === null ? '' : JSON.stringify(out.persist));
+    } else {
+      this.#output(t, node, whole, whole.persist === null ? '' : formatJson(whole.persist.lease));
+    }
     if (risky && this.#maybeCrashAfterSend(node, t) && promise !== null) {
       this.#setTrap(node, promise.to, promise.ballot, t);
     }
@@ -778,10 +950,14 @@ class Simulation {
         // A stalled process cannot run its own stop.
         if (node.up && node.stalledUntil === 0 && node.lease !== null && this.#mayTakeDown()) {
           this.#counts.faults.gracefulStop++;
-          const lease = node.lease;
-          const out = lease.stop(node.clock.local(t), true);
+          const replica = node.replica;
           // A Release is neither a vote nor a proposal: nothing above can have crashed the node.
-          this.#applyLease(node, out, t);
+          if (replica !== null) {
+            this.#locks?.at(t);
+            this.#applyReplica(node, replica.stop(node.clock.local(t), true), t);
+          } else {
+            this.#applyLease(node, node.lease.stop(node.clock.local(t), true), t);
+          }
           this.#crash(node, t, 'stop');
         }
         break;
@@ -870,6 +1046,9 @@ class Simulation {
     if (this.#leaderNode === node.index) this.#leaderNode = -1;
     node.lease = null;
     node.decree = null;
+    node.replica = null;
+    node.appAt = Number.NaN;
+    this.#locks?.crashed(node.index, t);
     node.stalledUntil = 0;
     node.deferred = [];
     node.leaseArmed = false;
@@ -1075,6 +1254,7 @@ class Simulation {
       if (!node.up) this.#start(node, t, this.#faultRng.next() < this.#p.rates.keepStorage);
     }
     this.#checker.heal(t);
+    this.#locks?.heal(t);
     this.#pushLiveness(t);
   }
 
@@ -1131,6 +1311,39 @@ class Simulation {
     const saved = node.decreeRecord;
     const decreeRecord: DecreeRecord | null =
       saved === null || keepStorage ? saved : { ...saved, maxRound: 0 };
+    const locks = this.#locks;
+    if (locks !== null) {
+      // The whole replica; its log state is not kept by storage (it rebuilds it from the
+      // others), as in the runtime.
+      const replica = this.#createReplica(
+        {
+          ...leaseConfig,
+          maxTtlMs: maxTtlMsOf(p.leaseMs),
+          // Wall clocks a little apart: the token base of a new epoch comes from one.
+          bootWallMs: WALL_EPOCH_MS + t + (rng.next() - 0.5) * (p.leaseMs / 4),
+        },
+        { lease: node.leaseRecord, log: null },
+      );
+      node.replica = replica;
+      node.lease = replica.lease;
+      node.decree = null;
+      node.leaseArmed = false;
+      node.leaseWake = Number.NaN;
+      node.appAt = Number.NaN;
+      this.#line(
+        `${t} start ${node.owner} rate=${rate} offset=${node.clock.offset} storage=${keepStorage} ` +
+          `record=${JSON.stringify(node.leaseRecord)}`,
+      );
+      locks.started(node.index, node.owner, node.clock, replica);
+      locks.at(t);
+      this.#applyReplica(node, replica.start(node.clock.local(t)), t);
+      if (first && this.#healAt <= 0 && this.#nodes.every((n) => n.up)) {
+        this.#checker.heal(t);
+        this.#pushLiveness(t);
+      }
+      this.#push(ACT, t + this.#exp(this.#appRng, p.actEveryMs), node.index, node.gen, 1);
+      return;
+    }
     node.lease = this.#createLease(leaseConfig, node.leaseRecord);
     node.decree = this.#createDecree(
       {
@@ -1191,15 +1404,22 @@ class Simulation {
    * decree record (every instance's acceptor) is a function of what is already in the trace,
    * so only its size is written; in full it would dominate the run time.
    */
-  #output(t: number, node: SimNode, out: LeaseOutput | DecreeOutput, record: string): void {
+  #output(
+    t: number,
+    node: SimNode,
+    out: Output<Message, unknown, LeaseEvent | DecreeEvent | ReplicaEvent>,
+    record: string,
+  ): void {
     let line = `${t} ${node.id}`;
     let last: unknown = null;
     for (const env of out.send) {
       // A broadcast is one message object to every peer: format it once.
-      line += env.message === last ? ` ${env.to}<"` : ` ${env.to}< ${formatMessage(env.message)}`;
+      line += env.message === last ? ` ${env.to}<"` : ` ${env.to}< ${formatAny(env.message)}`;
       last = env.message;
     }
-    for (const e of out.events) line += ` | ${formatEvent(e)}`;
+    for (const e of out.events) {
+      line += ` | ${isReplicaEvent(e) ? formatJson(e) : formatEvent(e)}`;
+    }
     if (record !== '') line += ` p=${record}`;
     this.#line(`${line} w=${out.wakeAt}`);
   }
@@ -1213,6 +1433,28 @@ class Simulation {
       this.#hashBuf = '';
     }
   }
+}
+
+/** Wall-clock ms of the simulated runs' start (2026-01-01): the token base of an epoch. */
+const WALL_EPOCH_MS = 1_767_225_600_000;
+
+/** The bound on lock TTLs in a run: a few leases, so a new epoch's wait stays short. */
+export function maxTtlMsOf(leaseMs: number): number {
+  return 4 * leaseMs;
+}
+
+function isReplicaEvent(e: LeaseEvent | DecreeEvent | ReplicaEvent): e is ReplicaEvent {
+  return e.type === 'lease' || e.type === 'log' || e.type === 'lock';
+}
+
+function isPaxosMessage(msg: Message): msg is PaxosMessage {
+  return msg.type.startsWith('paxos.');
+}
+
+function formatAny(msg: Message): string {
+  return msg.type.startsWith('lease.') || msg.type.startsWith('paxos.')
+    ? formatMessage(msg as LeaseMessage | PaxosMessage)
+    : formatJson(msg);
 }
 
 function isLeaseMessage(msg: Message): msg is LeaseMessage {
