@@ -40,7 +40,14 @@ export {
   TransportError,
 } from './errors.js';
 export type { Clock, Scheduler } from './clock.js';
-export type { Storage } from './storage.js';
+export {
+  foldNodeUpdate,
+  nodeRecordCodec,
+  type NodeRecord,
+  type NodeStorage,
+  type NodeUpdate,
+  type Storage,
+} from './storage.js';
 export type { SettingsMismatch, TransportSettings } from './settings.js';
 export type {
   PeerEvent,

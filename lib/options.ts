@@ -7,11 +7,10 @@ import {
 import { MAX_TIMER_MS, type Clock, type Scheduler } from './clock.js';
 import { isValidId, MAX_ID_LENGTH } from './codec/messages.js';
 import { ConfigError } from './errors.js';
-import type { LeaseRecord } from './lease/machine.js';
 import { LOG_LEVELS, type LoggerLike, type LogLevel } from './logger.js';
 import type { Rng } from './random.js';
 import type { TransportSettings } from './settings.js';
-import type { Storage } from './storage.js';
+import type { NodeStorage } from './storage.js';
 import type { Transport } from './transport.js';
 import type { NodeId } from './types.js';
 import {
@@ -84,8 +83,11 @@ export interface BaseNodeOptions {
   readonly logger?: LoggerLike;
   /** With `logger`: the level of the node's child logger. Alone: log to stdout with pino. */
   readonly logLevel?: LogLevel;
-  /** Keeps the lease acceptor's promise across restarts. Loaded before start, saved before sending. */
-  readonly storage?: Storage<LeaseRecord>;
+  /**
+   * Keeps the node's votes and state across restarts (`synod/adapters/file`). Loaded before
+   * start; every update is saved before anything that depends on it is sent.
+   */
+  readonly storage?: NodeStorage;
   /**
    * Advanced, for tests: the timers the node uses (default the global `setTimeout`). The test
    * cluster passes its virtual clock here.
@@ -96,6 +98,11 @@ export interface BaseNodeOptions {
    * `node:crypto` at each start. The incarnation is always drawn from `node:crypto`.
    */
   readonly rng?: Rng;
+  /**
+   * Advanced, for tests: wall-clock milliseconds (default `Date.now`), read once at each start
+   * for the token base of a new cluster epoch, its one use.
+   */
+  readonly wallClock?: () => number;
 }
 
 /** A node on a transport the application provides (the memory network, a transport of its own). */
@@ -149,9 +156,10 @@ export interface ResolvedOptions {
   readonly clock: Clock | null;
   readonly logger: LoggerLike | null;
   readonly logLevel: LogLevel | null;
-  readonly storage: Storage<LeaseRecord> | null;
+  readonly storage: NodeStorage | null;
   readonly scheduler: Scheduler | null;
   readonly rng: Rng | null;
+  readonly wallClock: (() => number) | null;
 }
 
 type OptionKey = keyof TransportNodeOptions | keyof WebSocketNodeOptions;
@@ -173,6 +181,7 @@ const OPTION_KEYS: readonly OptionKey[] = [
   'storage',
   'scheduler',
   'rng',
+  'wallClock',
   'secret',
   'listen',
   'tls',
@@ -285,10 +294,14 @@ export function validateOptions(options: unknown): ResolvedOptions {
   }
   const storage = get('storage');
   if (storage !== undefined && !hasMethods(storage, ['load', 'save'])) {
-    throw new ConfigError('storage must be an object with load() and save(record) methods');
+    throw new ConfigError('storage must be an object with load() and save(update) methods');
   }
   const scheduler = readScheduler(get('scheduler'));
   const rng = readRng(get('rng'));
+  const wallClock = get('wallClock');
+  if (wallClock !== undefined && typeof wallClock !== 'function') {
+    throw new ConfigError('wallClock must be a function returning Unix milliseconds');
+  }
 
   let transport: Transport | null = null;
   let websocket: WebSocketTransportOptions | null = null;
@@ -327,9 +340,10 @@ export function validateOptions(options: unknown): ResolvedOptions {
     clock,
     logger,
     logLevel: (logLevel as LogLevel | undefined) ?? null,
-    storage: (storage as Storage<LeaseRecord> | undefined) ?? null,
+    storage: (storage as NodeStorage | undefined) ?? null,
     scheduler,
     rng,
+    wallClock: (wallClock as (() => number) | undefined) ?? null,
   });
 }
 

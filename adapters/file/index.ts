@@ -1,5 +1,6 @@
 /** Durable storage in a directory, exported as `synod/adapters/file`. */
 export { FileStorage, type FileStorageStats } from './file-storage.js';
+export { fileStorage } from './node-storage.js';
 export type { StorageCodec } from './codec.js';
 export {
   FILE_STORAGE_DEFAULTS,

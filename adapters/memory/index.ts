@@ -1,3 +1,3 @@
 /** The in-memory adapters, exported as `synod/adapters/memory`: a faulty network and storage. */
 export { MemoryNetwork, type MemoryNetworkOptions, type MemoryNetworkStats } from './network.js';
-export { MemoryStorage } from './storage.js';
+export { MemoryStorage, memoryNodeStorage } from './storage.js';

@@ -563,10 +563,17 @@ export class LockClient {
     }
   }
 
-  /** Every request numbered below this has its final answer here. */
+  /**
+   * Every request numbered below this has its final answer here. An acquire being cancelled
+   * counts as unanswered until the cancel is: the table must still know it when the cancel
+   * applies, or the cancel finds nothing to withdraw and the waiter stays queued.
+   */
   #acked(): number {
     let lowest = this.#nextSeq;
-    for (const seq of this.#pending.keys()) if (seq < lowest) lowest = seq;
+    for (const [seq, r] of this.#pending) {
+      if (seq < lowest) lowest = seq;
+      if (r.command.op === 'cancel' && r.command.target < lowest) lowest = r.command.target;
+    }
     return lowest;
   }
 }

@@ -108,6 +108,7 @@ export class LockTable {
         if (command.base > this.#base + this.#counter) {
           this.#base = command.base;
           this.#counter = 0n;
+          this.#endEpoch(out);
         }
         break;
       default:
@@ -393,6 +394,31 @@ export class LockTable {
     session.held += 1;
     if (session.entries.get(seq) === first) session.entries.set(seq, next);
     out.promoted = [next];
+  }
+
+  /**
+   * A new epoch ends every grant and every waiter of the one before: the table it starts from
+   * may have lost what a majority forgot (grants released or made in lost slots), so none of it
+   * is trusted. Their holders learn it on their next renew ('not-held') or retry ('ended').
+   */
+  #endEpoch(out: Outcome): void {
+    for (const queue of [...this.#queues.values()]) {
+      for (let w = queue.head; w !== null; w = queue.head) this.#dequeue(w);
+    }
+    const ended: Grant[] = [];
+    for (const grant of this.#grants.values()) {
+      const owner = this.#sessions.get(ownerKey(grant.holder));
+      if (owner !== undefined) {
+        owner.held -= 1;
+        if (owner.entries.get(grant.seq) === grant) {
+          owner.entries.set(grant.seq, settled(grant.name, 'ended'));
+        }
+      }
+      ended.push(grant);
+    }
+    this.#grants.clear();
+    // In token order: the same on every node, whatever order the names were first used in.
+    out.ended = ended.sort((a, b) => (a.token < b.token ? -1 : a.token > b.token ? 1 : 0));
   }
 
   /** Withdraws `waiter`: out of its queue, and its entry (if kept) reads 'ended'. */

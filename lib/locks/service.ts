@@ -44,10 +44,11 @@ export interface LockServiceConfig {
   /** The bound on TTLs: idle sessions are retired after it, and a fresh epoch waits it out. */
   readonly maxTtlMs: number;
   /**
-   * This node's wall-clock reading (Unix ms) at start: the token base of a new cluster epoch.
-   * The one use of wall-clock time in synod (docs/design.md, "Decisions").
+   * Wall-clock Unix ms, read when this node starts a new cluster epoch: its token base. The one
+   * use of wall-clock time in synod (docs/design.md, "Decisions"); read at that moment, after
+   * any grant the epoch must stay above was made.
    */
-  readonly bootWallMs: number;
+  readonly wallClock: () => number;
   /** Bytes of replies in one frame. */
   readonly maxReplyBytes?: number;
 }
@@ -96,7 +97,6 @@ export class LockService {
   /** Holders' commands held back until a fresh epoch may grant. */
   #holdUntil: number | null = null;
   #held: ClientCommand[] = [];
-  #epochProposed = false;
   /** The clock reading of the current step (timers started while commands apply use it). */
   #now = 0;
   /** Whether this node leads the log (it answers holders) — set by the replica. */
@@ -136,12 +136,12 @@ export class LockService {
     this.#idleSince.clear();
     this.#nextSweepAt = now + this.#sweepMs();
     const table = this.table;
-    if ((table.index === 0 && !this.#epochProposed) || lossy) {
-      // A log that never applied anything, or one a majority lost its memory of: a new cluster
+    if (table.base === 0n || lossy) {
+      // A table that never had an epoch, or one a majority lost its memory of: a new cluster
       // epoch. Its tokens start above every token of an earlier life of this cluster (wall-clock
-      // ms · 2^20), and it grants only once every earlier holder lost its lock (below).
-      this.#epochProposed = true;
-      sink.propose.push({ op: 'epoch', base: BigInt(Math.floor(this.config.bootWallMs)) << 20n });
+      // ms · 2^20, read now), it ends every grant of the table before it, and it grants only
+      // once every earlier holder lost its lock (below).
+      sink.propose.push({ op: 'epoch', base: BigInt(Math.floor(this.config.wallClock())) << 20n });
     }
     this.#holdUntil =
       lossy || this.#freshEpoch() ? now + this.config.maxTtlMs + this.config.leaseMs : null;
@@ -283,9 +283,10 @@ export class LockService {
     });
   }
 
-  #onApplied(result: ApplyResult, command: LockCommand): void {
-    if (command.op === 'epoch') this.#epochProposed = true;
-    if (this.leading) {
+  #onApplied(result: ApplyResult, _command: LockCommand): void {
+    // Holders are answered only once this node serves (its barrier applied): what it re-applies
+    // while taking over may belong to a table a new epoch is about to end.
+    if (this.leading && this.#serving) {
       if (result.reply !== null) this.#queueReply(result.reply.to, result.reply.reply);
       for (const grant of result.promoted) {
         this.#queueReply(grant.holder, {

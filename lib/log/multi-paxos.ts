@@ -52,6 +52,12 @@ export interface LogConfig<C> {
    */
   readonly recovers?: boolean;
   readonly silentUntil?: () => number;
+  /**
+   * Storage keeps this node's state: a snapshot goes into the update every `snapshotEvery`
+   * applied slots (and after installing one from a peer), so what is stored stays bounded.
+   */
+  readonly durable?: boolean;
+  readonly snapshotEvery?: number;
   /** Bytes of commands in one slot. */
   readonly maxBatchBytes?: number;
   /** Slots in flight at once. */
@@ -75,13 +81,24 @@ export interface LogRecord<C> {
   readonly snapshot: { readonly slot: number; readonly text: string } | null;
   /** Accepted entries above the snapshot. */
   readonly accepted: readonly AcceptedEntry<C>[];
+  /**
+   * Chosen entries above the snapshot that this node applied without having accepted them
+   * (learned by catching up): replayed at a restart, so what it applied is never forgotten.
+   */
+  readonly chosen: readonly SlotValue<C>[];
 }
 
-/** What to write before sending: the promise and what was accepted since the last write. */
+/**
+ * What to write before sending: the promise, what was accepted since the last write, and now and
+ * then (with durable storage) a snapshot of the state, so the stored entries stay few.
+ */
 export interface LogUpdate<C> {
   readonly promised: Ballot | null;
   readonly maxRound: number;
   readonly accepted: readonly AcceptedEntry<C>[];
+  /** Applied without having been accepted here (see LogRecord). */
+  readonly chosen: readonly SlotValue<C>[];
+  readonly snapshot: { readonly slot: number; readonly text: string } | null;
 }
 
 export type LogEvent =
@@ -118,6 +135,8 @@ const DEFAULTS = {
   pageEntries: 64,
   retainCommands: 16_384,
 };
+/** Applied slots between two snapshots written to durable storage. */
+const DURABLE_SNAPSHOT_EVERY = 4096;
 /** Snapshot parts asked for at once by a node installing one. */
 const SNAPSHOT_WINDOW = 4;
 
@@ -170,6 +189,12 @@ export class LogMachine<C> {
   #leader: LogLeaderTerm<C> | null = null;
   /** Entries accepted since the last persist. */
   #unsaved: AcceptedEntry<C>[] = [];
+  /** Entries applied without being accepted here, since the last persist (durable only). */
+  #unsavedChosen: SlotValue<C>[] = [];
+  /** A snapshot to write with the next persist (durable storage only). */
+  #unsavedSnapshot: { slot: number; text: string } | null = null;
+  /** The slot of the last snapshot written. */
+  #savedSnapshotSlot: number;
   #savedPromise: Ballot | null;
   #savedMaxRound: number;
   /** Started without state: what it must learn before it votes; null once learned. */
@@ -205,6 +230,13 @@ export class LogMachine<C> {
       throw new InvariantError('the stored snapshot is not valid');
     }
     this.#applied = snapshot?.slot ?? 0;
+    // What it had applied beyond the snapshot without accepting it is applied again.
+    const chosen = [...(restored?.chosen ?? [])].sort((a, b) => a.slot - b.slot);
+    for (const e of chosen) {
+      if (e.slot !== this.#applied + 1) continue;
+      config.stateMachine.apply(e.slot, e.value ?? []);
+      this.#applied = e.slot;
+    }
     this.#acceptor = new LogAcceptor<C>(
       restored?.promised ?? null,
       this.#applied,
@@ -213,6 +245,7 @@ export class LogMachine<C> {
     this.#maxRound = Math.max(restored?.maxRound ?? 0, restored?.promised?.round ?? 0);
     this.#savedPromise = restored?.promised ?? null;
     this.#savedMaxRound = this.#maxRound;
+    this.#savedSnapshotSlot = snapshot?.slot ?? 0;
     this.#recovery =
       restored === null && config.recovers === true
         ? new LogRecovery<C>({ peers: config.peers, self: config.id, retryMs: config.leaseMs / 8 })
@@ -559,11 +592,21 @@ export class LogMachine<C> {
       const value = this.#known.get(slot) ?? null;
       this.#known.delete(slot);
       this.#applied = slot;
+      if (this.config.durable === true && !this.#acceptedHere(slot, value)) {
+        this.#unsavedChosen.push({ slot, value });
+      }
       sm.apply(slot, value ?? []);
       this.#retain(slot, value);
     }
     // Chosen and applied: the acceptor no longer needs these entries.
     this.#acceptor.truncate(this.#applied);
+    if (
+      this.config.durable === true &&
+      this.#applied - this.#savedSnapshotSlot >=
+        (this.config.snapshotEvery ?? DURABLE_SNAPSHOT_EVERY)
+    ) {
+      this.#snapshotToStorage();
+    }
     if (this.#applied > before) this.#recoveryProgressAt = now;
     if (this.#recoveryFloor !== null && this.#applied >= this.#recoveryFloor) {
       this.#recoveryFloor = null;
@@ -582,6 +625,11 @@ export class LogMachine<C> {
       out.events.push({ type: 'serving', term: leader.term, slot: leader.barrier, lossy });
     }
     this.#maybeFetch(now, out);
+  }
+
+  /** Whether this acceptor holds `value` for `slot` (so storage has it already). */
+  #acceptedHere(slot: number, value: LogValue<C>): boolean {
+    return this.#acceptor.entry(slot)?.value === value;
   }
 
   #retain(slot: number, value: LogValue<C>): void {
@@ -740,6 +788,12 @@ export class LogMachine<C> {
     }
   }
 
+  /** With durable storage: the state as it is now goes into the next write. */
+  #snapshotToStorage(): void {
+    this.#unsavedSnapshot = { slot: this.#applied, text: this.config.stateMachine.snapshot() };
+    this.#savedSnapshotSlot = this.#applied;
+  }
+
   /** The state machine now holds the state at `slot`: the log moves up to it. */
   #install(slot: number, from: NodeId, now: number, out: LogOutput<C>): void {
     this.#applied = slot;
@@ -751,6 +805,9 @@ export class LogMachine<C> {
     this.#served = null;
     this.#acceptor.truncate(slot);
     out.events.push({ type: 'installed', slot, from });
+    // Stored entries below it are gone from the acceptor: the state they led to must be stored.
+    if (this.config.durable === true) this.#snapshotToStorage();
+    this.#persist(out);
     this.#applyKnown(now, out);
     const leader = this.#leader;
     if (leader?.phase === 'catch-up') this.#continueTakeover(now, out);
@@ -922,7 +979,11 @@ export class LogMachine<C> {
         if (p === undefined) continue;
         const size = this.#valueBytes(p.value);
         if (entries.length > 0 && bytes + size > this.#maxPageBytes) break;
+        // A majority is counted from one send alone: votes gathered across sends could include
+        // one cast before a voter's restart without disk and others cast after its rebuild,
+        // which that rebuild never saw (docs/design.md, "Recovery without disk").
         p.attempt = attempt;
+        p.acks.clear();
         entries.push({ slot, value: p.value });
         bytes += size;
       }
@@ -971,7 +1032,7 @@ export class LogMachine<C> {
     let chose = false;
     for (const slot of sent.slots) {
       const p = leader.proposals.get(slot);
-      if (p === undefined) continue;
+      if (p?.attempt !== attempt) continue;
       p.acks.add(voter);
       if (p.acks.size >= this.#quorum) {
         // Chosen: only the leader declares it (the others learn it from the commit index).
@@ -1256,6 +1317,8 @@ export class LogMachine<C> {
     const promised = this.#acceptor.promised;
     if (
       this.#unsaved.length === 0 &&
+      this.#unsavedChosen.length === 0 &&
+      this.#unsavedSnapshot === null &&
       this.#savedMaxRound === this.#maxRound &&
       ballotEquals(this.#savedPromise, promised)
     ) {
@@ -1266,8 +1329,12 @@ export class LogMachine<C> {
       promised,
       maxRound: this.#maxRound,
       accepted: earlier.length === 0 ? this.#unsaved : [...earlier, ...this.#unsaved],
+      chosen: [...(out.persist?.chosen ?? []), ...this.#unsavedChosen],
+      snapshot: this.#unsavedSnapshot ?? out.persist?.snapshot ?? null,
     };
     this.#unsaved = [];
+    this.#unsavedChosen = [];
+    this.#unsavedSnapshot = null;
     this.#savedPromise = promised;
     this.#savedMaxRound = this.#maxRound;
   }

@@ -30,7 +30,6 @@ import {
   type ReplicaOutput,
   type ReplicaUpdate,
 } from '../replica/machine.js';
-import type { Storage } from '../storage.js';
 import type { SettingsRefusal, Transport } from '../transport.js';
 import { ownerEquals, type NodeId } from '../types.js';
 import { Driver } from './driver.js';
@@ -301,9 +300,10 @@ export class SynodNode extends EventEmitter<NodeEvents> {
           preferredLeader: options.preferredLeader,
           maxTtlMs: options.maxTtlMs,
           // The one use of wall-clock time: the token base of a new cluster epoch.
-          bootWallMs: Date.now(),
+          wallClock: options.wallClock ?? Date.now,
+          durable: options.storage !== null,
         },
-        { lease: restored, log: null },
+        restored,
       );
       this.#machine = machine;
       const driver = new Driver<ReplicaMessage, ReplicaUpdate, ReplicaEvent>(machine, {
@@ -314,7 +314,7 @@ export class SynodNode extends EventEmitter<NodeEvents> {
         transport: this.#transport,
         clock: this.#clock,
         scheduler: this.#scheduler,
-        storage: leaseStorage(options.storage),
+        storage: options.storage,
         log: this.#log,
         counters: this.#counters,
         accepts: isReplicaMessage,
@@ -716,18 +716,6 @@ function emptyReplicaOutput(): ReplicaOutput {
 /** The shortest lock TTL that leaves a holder any time after its drift allowance and margin. */
 function minTtlMs(maxClockDrift: number, marginMs: number): number {
   return Math.ceil(((marginMs + 1) * (1 + maxClockDrift)) / (1 - maxClockDrift));
-}
-
-/**
- * The storage of the lease record. The log's state is not kept by it: a node restarted with it
- * rebuilds its log state from the others (docs/design.md, "Recovery without disk").
- */
-function leaseStorage(storage: ResolvedOptions['storage']): Storage<ReplicaUpdate> | null {
-  if (storage === null) return null;
-  return {
-    load: () => Promise.resolve(null),
-    save: (update) => (update.lease === null ? Promise.resolve() : storage.save(update.lease)),
-  };
 }
 
 /** The transport a node builds from a map of peer URLs (`validateOptions` checked them). */

@@ -18,10 +18,10 @@ import {
   type LogConfig,
   type LogEvent,
   type LogOutput,
-  type LogRecord,
   type LogUpdate,
 } from '../log/multi-paxos.js';
 import { earliest, emptyOutput } from '../paxos/output.js';
+import type { NodeRecord, NodeUpdate } from '../storage.js';
 import type { NodeId, Output } from '../types.js';
 
 /** Every message a replica sends and takes. */
@@ -30,8 +30,8 @@ export type ReplicaMessage = LeaseMessage | LogMessage<LockCommand> | LockMessag
 export interface ReplicaConfig extends LeaseConfig {
   /** The bound on lock TTLs (docs/design.md, "Decisions"). */
   readonly maxTtlMs: number;
-  /** Wall-clock ms at start: the token base of a new cluster epoch. */
-  readonly bootWallMs: number;
+  /** Wall-clock Unix ms, read when this node starts a new cluster epoch (its token base). */
+  readonly wallClock: () => number;
   /** Tuning of the log, for tests and benchmarks. */
   readonly log?: Pick<
     LogConfig<LockCommand>,
@@ -39,22 +39,18 @@ export interface ReplicaConfig extends LeaseConfig {
   >;
   /** How long a holder's request waits for an answer before it is sent again. */
   readonly retryMs?: number;
+  /** Storage keeps this node's state (the log writes snapshots into it now and then). */
+  readonly durable?: boolean;
 }
 
 /**
  * What a replica kept across a restart with storage. A part that is null was not kept: the
  * lease learns the highest round, and the log rebuilds its state, from the others.
  */
-export interface ReplicaRecord {
-  readonly lease: LeaseRecord | null;
-  readonly log: LogRecord<LockCommand> | null;
-}
+export type ReplicaRecord = NodeRecord;
 
 /** What to write before sending. */
-export interface ReplicaUpdate {
-  readonly lease: LeaseRecord | null;
-  readonly log: LogUpdate<LockCommand> | null;
-}
+export type ReplicaUpdate = NodeUpdate;
 
 export type ReplicaEvent =
   | { readonly type: 'lease'; readonly event: LeaseEvent }
@@ -117,6 +113,7 @@ export class ReplicaMachine {
         voting: (now) => this.#voting(now),
         recovers: true,
         silentUntil: () => this.lease.silentUntil,
+        durable: config.durable === true,
         ...config.log,
       },
       restored?.log ?? null,
@@ -126,7 +123,7 @@ export class ReplicaMachine {
         id: config.id,
         leaseMs: config.leaseMs,
         maxTtlMs: config.maxTtlMs,
-        bootWallMs: config.bootWallMs,
+        wallClock: config.wallClock,
       },
       this.locks,
     );
@@ -319,7 +316,11 @@ export class ReplicaMachine {
         log:
           earlier === null
             ? log.persist
-            : { ...log.persist, accepted: [...earlier.accepted, ...log.persist.accepted] },
+            : {
+                ...log.persist,
+                accepted: [...earlier.accepted, ...log.persist.accepted],
+                snapshot: log.persist.snapshot ?? earlier.snapshot,
+              },
       };
     }
     for (const event of log.events) {

@@ -1,7 +1,7 @@
 import { MemoryNetwork } from '../../adapters/memory/network.js';
-import { MemoryStorage } from '../../adapters/memory/storage.js';
+import { memoryNodeStorage, type MemoryStorage } from '../../adapters/memory/storage.js';
 import { ConfigError, InvariantError } from '../errors.js';
-import type { LeaseRecord } from '../lease/machine.js';
+import type { NodeRecord, NodeUpdate } from '../storage.js';
 import { createNode, HALT, type SynodNode } from '../node/node.js';
 import { DEFAULTS, type NodeOptions } from '../options.js';
 import { createRng } from '../random.js';
@@ -11,7 +11,7 @@ import { VirtualClock } from './virtual-clock.js';
 /** Node options the test cluster leaves to the caller (it sets the others itself). */
 export type TestNodeOptions = Omit<
   NodeOptions,
-  'id' | 'peers' | 'transport' | 'clock' | 'scheduler' | 'rng' | 'storage' | 'leaseMs'
+  'id' | 'peers' | 'transport' | 'clock' | 'scheduler' | 'rng' | 'storage' | 'leaseMs' | 'wallClock'
 >;
 
 export interface TestClusterOptions {
@@ -55,7 +55,7 @@ const OPTION_KEYS: readonly (keyof TestClusterOptions)[] = [
 
 interface Member {
   node: SynodNode;
-  readonly storage: MemoryStorage<LeaseRecord> | null;
+  readonly storage: MemoryStorage<NodeRecord, NodeUpdate> | null;
   generation: number;
   crashed: boolean;
 }
@@ -113,7 +113,7 @@ export class TestCluster {
       duplicateRate: options.duplicateRate ?? 0,
     });
     for (const id of this.ids) {
-      const storage = options.storage === true ? new MemoryStorage<LeaseRecord>() : null;
+      const storage = options.storage === true ? memoryNodeStorage() : null;
       const node = this.#create(id, storage, 0);
       this.#members.set(id, { node, storage, generation: 0, crashed: false });
     }
@@ -261,7 +261,11 @@ export class TestCluster {
     return member;
   }
 
-  #create(id: NodeId, storage: MemoryStorage<LeaseRecord> | null, generation: number): SynodNode {
+  #create(
+    id: NodeId,
+    storage: MemoryStorage<NodeRecord, NodeUpdate> | null,
+    generation: number,
+  ): SynodNode {
     const index = this.ids.indexOf(id);
     const node = createNode({
       ...this.#options.node,
@@ -273,12 +277,18 @@ export class TestCluster {
       scheduler: this.clock,
       // One stream per node and per life, all derived from the cluster's seed.
       rng: createRng(Math.imul(this.#seed, 0x9e3779b1) + index * 7919 + generation * 104729),
+      // Wall time moves with the virtual clock, from a fixed date: epochs' token bases are
+      // the same on every run.
+      wallClock: () => VIRTUAL_WALL_EPOCH_MS + this.clock.now(),
       ...(storage === null ? {} : { storage }),
     });
     this.#options.setup?.(node);
     return node;
   }
 }
+
+/** The wall-clock reading of a test cluster's virtual time 0 (2026-01-01, UTC). */
+const VIRTUAL_WALL_EPOCH_MS = 1_767_225_600_000;
 
 /** Creates a test cluster: real nodes on a virtual clock and an in-memory network. */
 export function createTestCluster(options: TestClusterOptions = {}): TestCluster {

@@ -4,13 +4,17 @@ import { isDeepStrictEqual } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { decodeFrame } from '../../lib/codec/messages.js';
 import { createNode, DEFAULTS, type SynodNode } from '../../lib/index.js';
-import type { LeaseRecord } from '../../lib/lease/machine.js';
 import { withinRoundLimit, type LeaseMessage } from '../../lib/lease/messages.js';
 import { HALT } from '../../lib/node/node.js';
 import { INVALID_FRAME_REASONS, type InvalidFrameReason } from '../../lib/node/stats.js';
 import { agreedSettings } from '../../lib/options.js';
 import { createRng } from '../../lib/random.js';
-import type { Storage } from '../../lib/storage.js';
+import {
+  nodeRecordCodec,
+  type NodeRecord,
+  type NodeStorage,
+  type NodeUpdate,
+} from '../../lib/storage.js';
 import { VirtualClock } from '../../lib/testing/virtual-clock.js';
 import {
   expectationsOf,
@@ -126,17 +130,17 @@ function merge(into: Tally, from: Tally): void {
 // --- The node under fuzz --------------------------------------------------------------------
 
 /** Storage that keeps the last record, synchronously readable. */
-class LastRecord implements Storage<LeaseRecord> {
+class LastRecord implements NodeStorage {
   saves = 0;
   last = 'null';
 
-  load(): Promise<LeaseRecord | null> {
+  load(): Promise<NodeRecord | null> {
     return Promise.resolve(null);
   }
 
-  save(record: LeaseRecord): Promise<void> {
+  save(update: NodeUpdate): Promise<void> {
     this.saves += 1;
-    this.last = JSON.stringify(record);
+    this.last = nodeRecordCodec.encodeUpdate(update);
     return Promise.resolve();
   }
 }

@@ -21,7 +21,7 @@ import type { LoggerLike } from '../../lib/logger.js';
 import { agreedSettings } from '../../lib/options.js';
 import { createRng } from '../../lib/random.js';
 import { encodeSettings } from '../../lib/settings.js';
-import type { Storage } from '../../lib/storage.js';
+import type { NodeRecord, NodeStorage, NodeUpdate, Storage } from '../../lib/storage.js';
 import { VirtualClock } from '../../lib/testing/virtual-clock.js';
 import type { NodeId, Output } from '../../lib/types.js';
 import {
@@ -165,16 +165,16 @@ class Eavesdropper {
   }
 }
 
-/** Keeps every record a node writes: the history of its promises. */
-class RecordingStorage implements Storage<LeaseRecord> {
-  readonly history: LeaseRecord[] = [];
+/** Keeps every update a node writes: the history of its promises. */
+class RecordingStorage implements NodeStorage {
+  readonly history: NodeUpdate[] = [];
 
-  load(): Promise<LeaseRecord | null> {
+  load(): Promise<NodeRecord | null> {
     return Promise.resolve(null);
   }
 
-  save(record: LeaseRecord): Promise<void> {
-    this.history.push(structuredClone(record));
+  save(update: NodeUpdate): Promise<void> {
+    this.history.push(structuredClone(update));
     return Promise.resolve();
   }
 }
@@ -426,9 +426,12 @@ class Watch {
     });
     for (const m of members) {
       // No vote any node wrote down (a promise, a round) came from the attacker's ballots.
-      for (const record of m.storage.history) {
-        assert.ok(record.maxRound < EVIL_ROUND, `${m.id} saw an attacker's round`);
-        assert.notEqual(record.promised?.incarnation, EVIL_INC, `${m.id} promised the attacker`);
+      for (const update of m.storage.history) {
+        for (const record of [update.lease, update.log]) {
+          if (record === null) continue;
+          assert.ok(record.maxRound < EVIL_ROUND, `${m.id} saw an attacker's round`);
+          assert.notEqual(record.promised?.incarnation, EVIL_INC, `${m.id} promised the attacker`);
+        }
       }
       assert.deepEqual(m.logger.problems, []);
       const stats = m.transport.stats();

@@ -5,7 +5,7 @@ import { createNode, DEFAULTS, type SynodNode } from '../../lib/index.js';
 import type { LeaseRecord } from '../../lib/lease/machine.js';
 import { agreedSettings } from '../../lib/options.js';
 import { createRng } from '../../lib/random.js';
-import type { Storage } from '../../lib/storage.js';
+import type { NodeStorage } from '../../lib/storage.js';
 import type { Transport } from '../../lib/transport.js';
 import { VirtualClock } from '../../lib/testing/virtual-clock.js';
 import { answerRecovery, captureLogger, type LogLine } from './helpers.js';
@@ -27,7 +27,7 @@ function prepareFrame(overrides: Partial<Record<keyof Frame, unknown>> = {}): Fr
 }
 
 /** Node `a` is real; `b` and `c` are bare transports the test speaks through. */
-function setup(storage?: Storage<LeaseRecord>): {
+function setup(storage?: NodeStorage): {
   clock: VirtualClock;
   node: SynodNode;
   b: Transport;
@@ -127,12 +127,12 @@ describe('frames', () => {
   });
 
   it('writes the promise to storage before the reply goes out', async () => {
-    const saves: { record: LeaseRecord; resolve: () => void }[] = [];
-    const storage: Storage<LeaseRecord> = {
+    const saves: { record: LeaseRecord | null; resolve: () => void }[] = [];
+    const storage: NodeStorage = {
       load: () => Promise.resolve(null),
-      save: (record) =>
+      save: (update) =>
         new Promise<void>((resolve) => {
-          saves.push({ record, resolve });
+          saves.push({ record: update.lease, resolve });
         }),
     };
     const { clock, node, b, received } = setup(storage);
@@ -141,7 +141,7 @@ describe('frames', () => {
     b.send('a', encodeFrame(prepareFrame()));
     await clock.advance(5);
     // The promise is being written: nothing may be sent until it is durable.
-    const pending = saves.find((s) => s.record.promised?.round === 5);
+    const pending = saves.find((s) => s.record?.promised?.round === 5);
     assert.ok(pending, 'the promise was persisted');
     assert.deepEqual(replies(received), []);
     for (const s of saves) s.resolve();
@@ -157,8 +157,8 @@ describe('frames', () => {
       promised: { round: 9, node: 'c', incarnation: 'fedcba9876543210' },
       maxRound: 9,
     };
-    const storage: Storage<LeaseRecord> = {
-      load: () => Promise.resolve(record),
+    const storage: NodeStorage = {
+      load: () => Promise.resolve({ lease: record, log: null }),
       save: () => Promise.resolve(),
     };
     const { clock, node, b, received } = setup(storage);
@@ -172,9 +172,9 @@ describe('frames', () => {
   });
 
   it('halts, sends nothing and emits error when storage refuses a write', async () => {
-    const storage: Storage<LeaseRecord> = {
+    const storage: NodeStorage = {
       // A record on disk already: the first write is the promise's.
-      load: () => Promise.resolve({ promised: null, maxRound: 0 }),
+      load: () => Promise.resolve({ lease: { promised: null, maxRound: 0 }, log: null }),
       save: () => Promise.reject(new Error('disk full')),
     };
     const { clock, node, b, received, logger } = setup(storage);

@@ -151,6 +151,20 @@ class Model {
       if (c.base > this.lastToken) {
         this.base = c.base;
         this.counter = 0n;
+        // A new epoch ends every waiter and every grant of the table before it.
+        for (const q of this.queues) {
+          for (const w of q.waiters) {
+            const entry = entryOf(w.holder, w.seq);
+            if (entry !== undefined) entry.state = 'ended';
+          }
+        }
+        this.queues = [];
+        for (const g of [...this.grants].sort((a, b) => (a.token < b.token ? -1 : 1))) {
+          out.ended.push(g);
+          const entry = entryOf(g.holder, g.seq);
+          if (entry !== undefined) entry.state = 'ended';
+        }
+        this.grants = [];
       }
       return out;
     }

@@ -485,6 +485,20 @@ describe('LockTable', function () {
   });
 
   describe('epoch', function () {
+    it('ends every grant and waiter of the earlier epoch', function () {
+      const table = new LockTable();
+      apply(table, acquire(A, 1, 'x'), acquire(B, 1, 'x', { wait: true }), acquire(C, 1, 'y'));
+      const result = table.apply({ op: 'epoch', base: 1000n });
+      assert.deepEqual(
+        result.ended.map((g) => g.token),
+        [1n, 2n],
+      );
+      assert.deepEqual(table.stats(), { held: 0, waiting: 0, sessions: 3, entries: 3 });
+      assert.equal(reply(table.apply(acquire(A, 1, 'x'))).type, 'ended');
+      assert.equal(reply(table.apply(acquire(B, 1, 'x', { wait: true }))).type, 'ended');
+      assert.equal(token(table.apply(acquire(B, 2, 'x'))), 1001n);
+    });
+
     it('raises the token base above every earlier token, and never lowers it', function () {
       const table = new LockTable();
       table.apply(acquire(A, 1, 'x'));
@@ -506,6 +520,7 @@ describe('LockTable', function () {
       const table = new LockTable();
       apply(
         table,
+        { op: 'epoch', base: 50n },
         acquire(A, 1, 'x', { ttlMs: 100 }),
         acquire(B, 1, 'x', { wait: true, ttlMs: 200 }),
         acquire(C, 1, 'x', { wait: true, ttlMs: 300 }),
@@ -520,7 +535,6 @@ describe('LockTable', function () {
         release(C, 4, 'y', 3n),
         cancel(C, 5, 9),
         cancel(B, 4, 1),
-        { op: 'epoch', base: 50n },
         acquire({ node: '__proto__', incarnation: 'ffffffffffffffff' }, 7, 'z', { acked: 7 }),
         acquire(A2, 1, 'w', { acked: 0 }),
         renew(A2, 2, [], 2),
@@ -564,7 +578,7 @@ describe('LockTable', function () {
       assert.equal(snapshot.queues[0]?.waiters.length, 2);
       assert.deepEqual(
         snapshot.grants.map((g) => g.name),
-        ['x', '__proto__', 'z', 'w'],
+        ['x', '__proto__', 'y', 'z', 'w'],
       );
     });
 

@@ -123,7 +123,8 @@ export class LockWorkload {
   readonly #slots = new Map<number, { text: string; who: string; t: number }>();
   /** Tokens in the order grants were first applied anywhere. */
   #lastToken: bigint | null = null;
-  readonly #tokensSeen = new Set<bigint>();
+  /** Every token granted, and the request (holder/seq) it was granted to. */
+  readonly #tokensSeen = new Map<bigint, string>();
   /** Expires seen in Accepts, by name/token/version: when first proposed. */
   readonly #expiresProposed = new Map<string, number>();
   readonly #expiresApplied = new Set<string>();
@@ -552,8 +553,19 @@ export class LockWorkload {
       const tokens = this.#granted.get(g.key) ?? [];
       if (!tokens.includes(g.token)) tokens.push(g.token);
       this.#granted.set(g.key, tokens);
-      if (this.#tokensSeen.has(g.token)) continue;
-      this.#tokensSeen.add(g.token);
+      const owner = this.#tokensSeen.get(g.token);
+      if (owner !== undefined) {
+        // One token, two grants: a fencing store could not tell their writes apart.
+        if (owner !== g.key) {
+          this.#config.report(
+            'tokenOrder',
+            t,
+            `token ${g.token} granted to ${owner} and to ${g.key}`,
+          );
+        }
+        continue;
+      }
+      this.#tokensSeen.set(g.token, g.key);
       this.#grantedAt.set(g.token, t);
       if (this.#lastToken !== null && g.token <= this.#lastToken) {
         this.#config.report('tokenOrder', t, `token ${g.token} granted after ${this.#lastToken}`);
@@ -574,6 +586,21 @@ export class LockWorkload {
           invokedAt: this.#cancels.get(`${holder}#${command.target}`) ?? t,
           respondedAt: t,
           result: 'released',
+        });
+      }
+    }
+    if (command.op === 'epoch') {
+      // A new epoch ends every grant of the table before it: an expire of each, in the history.
+      for (const g of result.ended) {
+        const key = `${g.name}/${g.token}/epoch`;
+        if (this.#expiresApplied.has(key)) continue;
+        this.#expiresApplied.add(key);
+        this.#ops.push({
+          type: 'expire',
+          name: g.name,
+          token: g.token,
+          invokedAt: t,
+          respondedAt: t,
         });
       }
     }

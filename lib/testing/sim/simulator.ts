@@ -34,6 +34,7 @@ import {
   type ReplicaOutput,
   type ReplicaRecord,
 } from '../../replica/machine.js';
+import { foldNodeUpdate } from '../../storage.js';
 import { ownerKey, type Output } from '../../types.js';
 import { Checker, type Violation } from './checker.js';
 import { DriftClock } from './clock.js';
@@ -220,6 +221,8 @@ class SimNode {
   decree: DecreeMachine | null = null;
   /** With the lock workload: the whole replica (its lease is `lease`). */
   replica: ReplicaMachine | null = null;
+  /** The replica's disk: every update folded, as the storage adapters keep it. */
+  replicaRecord: ReplicaRecord | null = null;
   /** The application's one pending wake-up (PROPOSE events carry its number). */
   appTimer = 0;
   appAt = Number.NaN;
@@ -316,6 +319,8 @@ class Simulation {
   #halted = false;
   #trap: Trap | null = null;
   #traps = 0;
+  /** The true time of the event being run (the replicas' wall clocks read it). */
+  #wallNow = 0;
 
   constructor(options: SimulateOptions) {
     this.#opts = options;
@@ -409,6 +414,7 @@ class Simulation {
       const ev = this.#queue.pop();
       if (ev === undefined) break;
       this.#events++;
+      this.#wallNow = ev.t;
       if (this.#events > eventLimit) {
         this.#checker.report('machineError', ev.t, `more than ${eventLimit} events: a storm`);
         this.#halted = true;
@@ -652,7 +658,10 @@ class Simulation {
 
   /** A replica's output: its lease part is judged as the lease's, the rest by the workload. */
   #applyReplica(node: SimNode, out: ReplicaOutput, t: number): void {
-    if (out.persist?.lease != null) node.leaseRecord = out.persist.lease;
+    if (out.persist !== null) {
+      if (out.persist.lease !== null) node.leaseRecord = out.persist.lease;
+      node.replicaRecord = foldNodeUpdate(node.replicaRecord, out.persist);
+    }
     const locks = this.#locks;
     const leaseEvents: LeaseEvent[] = [];
     for (const e of out.events) if (e.type === 'lease') leaseEvents.push(e.event);
@@ -1313,17 +1322,22 @@ class Simulation {
       saved === null || keepStorage ? saved : { ...saved, maxRound: 0 };
     const locks = this.#locks;
     if (locks !== null) {
-      // The whole replica; its log state is not kept by storage (it rebuilds it from the
-      // others), as in the runtime.
+      // The whole replica, with its disk when the restart keeps it (the log rebuilds its state
+      // from the others otherwise).
       const replica = this.#createReplica(
         {
           ...leaseConfig,
           maxTtlMs: maxTtlMsOf(p.leaseMs),
-          // Wall clocks a little apart: the token base of a new epoch comes from one.
-          bootWallMs: WALL_EPOCH_MS + t + (rng.next() - 0.5) * (p.leaseMs / 4),
+          // Wall clocks a little apart (each incarnation its own skew), read at true time.
+          wallClock: (
+            (skew: number) => () =>
+              WALL_EPOCH_MS + this.#wallNow + skew
+          )((rng.next() - 0.5) * (p.leaseMs / 4)),
+          durable: true,
         },
-        { lease: node.leaseRecord, log: null },
+        keepStorage ? node.replicaRecord : null,
       );
+      if (!keepStorage) node.replicaRecord = null;
       node.replica = replica;
       node.lease = replica.lease;
       node.decree = null;
