@@ -37,6 +37,14 @@ export interface ProcessClusterOptions {
   readonly traceFrames?: boolean;
   /** The successor each node names when it stops as leader (`preferredLeader`), by id. */
   readonly successors?: Readonly<Record<string, string>>;
+  /**
+   * The script every process runs instead of process-node.js (an absolute path). It gets the
+   * same JSON config (with `extraConfig` merged in) and the secret the same way, and writes JSON
+   * lines with at least `type`, `id` and `t` on the shared clock.
+   */
+  readonly runner?: string;
+  /** More fields for every process's config, for a `runner` that reads them. */
+  readonly extraConfig?: Readonly<Record<string, unknown>>;
 }
 
 interface Run {
@@ -64,6 +72,8 @@ export class ProcessCluster {
   readonly #guard: ProcessNodeConfig['guard'];
   readonly #traceFrames: boolean;
   readonly #successors: Readonly<Record<string, string>>;
+  readonly #runner: string;
+  readonly #extraConfig: Readonly<Record<string, unknown>>;
   readonly #runs: Run[] = [];
   readonly #current = new Map<string, Run>();
   readonly #dir = mkdtempSync(join(tmpdir(), 'synod-processes-'));
@@ -82,6 +92,8 @@ export class ProcessCluster {
     this.#guard = options.guard;
     this.#traceFrames = options.traceFrames ?? false;
     this.#successors = options.successors ?? {};
+    this.#runner = options.runner ?? RUNNER;
+    this.#extraConfig = options.extraConfig ?? {};
   }
 
   /** Picks a free loopback port for each node; starts nothing. */
@@ -114,10 +126,14 @@ export class ProcessCluster {
     const out = openSync(path, 'w');
     // No --enable-source-maps: the node formats the stack of every connection error it logs,
     // and mapping it costs milliseconds of CPU in the middle of the protocol being measured.
-    const child = spawn(process.execPath, [RUNNER, JSON.stringify(config)], {
-      stdio: ['ignore', out, 'pipe'],
-      env: { ...process.env, [SECRET_ENV]: SECRET },
-    });
+    const child = spawn(
+      process.execPath,
+      [this.#runner, JSON.stringify({ ...this.#extraConfig, ...config })],
+      {
+        stdio: ['ignore', out, 'pipe'],
+        env: { ...process.env, [SECRET_ENV]: SECRET },
+      },
+    );
     // The child has its own descriptor for the file.
     closeSync(out);
     const exit = new Promise<void>((resolve) => {
