@@ -1314,6 +1314,10 @@ export class LogMachine<C> {
   }
 
   #persist(out: LogOutput<C>): void {
+    // Nothing is written while rebuilding: a record on disk says "this state is whole", and a
+    // restart that found one would vote without the rebuild (the disk would hold only what a
+    // forgetful node saw since). What it learns meanwhile is written once it has recovered.
+    if (this.#recovery !== null) return;
     const promised = this.#acceptor.promised;
     if (
       this.#unsaved.length === 0 &&

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { LogHarness, W } from './log-harness.js';
+import type { LogMessage } from '../../lib/log/messages.js';
+import { LogMachine } from '../../lib/log/multi-paxos.js';
+import { Journal, L, LogHarness, MARGIN, RHO, W } from './log-harness.js';
 
 function isPrefix(a: readonly string[], b: readonly string[]): boolean {
   return a.length <= b.length && a.every((x, i) => b[i] === x);
@@ -14,6 +16,54 @@ function assertAgree(h: LogHarness, seed = 0): void {
 }
 
 describe('Multi-Paxos log', () => {
+  it('writes nothing to storage while it rebuilds: a restart from that disk rebuilds again', () => {
+    const machine = new LogMachine<string>(
+      {
+        id: 'a',
+        incarnation: '00000000000000a1',
+        peers: ['a', 'b', 'c'],
+        leaseMs: L,
+        maxClockDrift: RHO,
+        marginMs: MARGIN,
+        stateMachine: new Journal(),
+        sizeOf: (c) => c.length,
+        voting: () => true,
+        recovers: true,
+        silentUntil: () => 0,
+        durable: true,
+      },
+      null,
+    );
+    const ballot = { round: 9, node: 'b', incarnation: '00000000000000b1' };
+    const receive = (from: string, message: LogMessage<string>, now: number) =>
+      machine.handle({ type: 'message', from, message }, now);
+    assert.ok(machine.recovering);
+    // Rounds seen while rebuilding: not written (a record on disk would read as a whole state).
+    assert.equal(
+      receive('b', { type: 'log.prepare', ballot, attempt: 1, from: 1 }, 1).persist,
+      null,
+    );
+    assert.equal(machine.handle({ type: 'tick' }, 2).persist, null);
+    const answer = (voting: boolean): LogMessage<string> => ({
+      type: 'log.recovery',
+      incarnation: '00000000000000a1',
+      voting,
+      promised: ballot,
+      maxRound: 9,
+      floor: 0,
+      from: 0,
+      entries: [{ slot: 1, ballot, value: ['x'] }],
+      next: null,
+    });
+    assert.equal(receive('b', answer(true), 3).persist, null);
+    // Rebuilt from k+1 = 2 others: now its state is whole, and written before it votes.
+    const done = receive('c', answer(true), 4);
+    assert.equal(machine.recovering, false);
+    assert.ok(done.persist !== null);
+    assert.deepEqual(done.persist.promised, ballot);
+    assert.deepEqual(done.persist.accepted, [{ slot: 1, ballot, value: ['x'] }]);
+  });
+
   it('serves only once its barrier is applied, then chooses commands in one round trip', () => {
     const h = new LogHarness(['a', 'b', 'c']);
     h.lead('a', 1);
