@@ -161,7 +161,7 @@ export class LockWorkload {
     };
     const applied = sm.onApplied;
     sm.onApplied = (result, command) => {
-      this.#applied(result, command, this.#now);
+      this.#applied(result, command, this.#now, node);
       applied(result, command);
     };
   }
@@ -403,7 +403,18 @@ export class LockWorkload {
     if (e.type !== 'recovered' || !e.lossy) return;
     this.#slots.clear();
     this.#losses.push(this.#now);
+    if (this.#lastToken !== null) this.#replayBelow = this.#lastToken;
   }
+
+  /**
+   * The highest token granted before the last lossy recovery. The log starts over from what
+   * survived, and until its new epoch (above every token so far) applies, a node replays the
+   * old epoch's table, tokens counted again (a node restarted later, too): nobody is answered
+   * from it, and the epoch ends it. Grants at or below this token made after the recovery are
+   * such replays, and token order (G2) leaves them out; holders' windows (G1) still judge what
+   * anyone did with a grant.
+   */
+  #replayBelow: bigint | null = null;
 
   /** When lossy recoveries happened: what only the lost memories held is gone from then on. */
   readonly #losses: number[] = [];
@@ -520,6 +531,10 @@ export class LockWorkload {
     window.closedAt ??= Math.min(t, window.end);
   }
 
+  #who(node: number): string {
+    return this.#apps[node]?.client ?? String(node);
+  }
+
   #slot(slot: number, commands: readonly LockCommand[], t: number, node: number): void {
     const text = JSON.stringify(commands, (_k, v: unknown) =>
       typeof v === 'bigint' ? v.toString() : v,
@@ -537,7 +552,7 @@ export class LockWorkload {
     }
   }
 
-  #applied(result: ApplyResult, command: LockCommand, t: number): void {
+  #applied(result: ApplyResult, command: LockCommand, t: number, node: number): void {
     const grants: { key: string; token: bigint }[] = [];
     const reply = result.reply;
     if (reply?.reply.type === 'granted' && command.op === 'acquire') {
@@ -550,6 +565,8 @@ export class LockWorkload {
       grants.push({ key: `${g.holder.node}/${g.holder.incarnation}#${g.seq}`, token: g.token });
     }
     for (const g of grants) {
+      // Recorded when first made, or a replay after a lossy recovery (see `#replayBelow`).
+      if (this.#replayBelow !== null && g.token <= this.#replayBelow) continue;
       const tokens = this.#granted.get(g.key) ?? [];
       if (!tokens.includes(g.token)) tokens.push(g.token);
       this.#granted.set(g.key, tokens);
@@ -560,7 +577,7 @@ export class LockWorkload {
           this.#config.report(
             'tokenOrder',
             t,
-            `token ${g.token} granted to ${owner} and to ${g.key}`,
+            `token ${g.token} granted to ${owner} and to ${g.key} (applied on ${this.#who(node)})`,
           );
         }
         continue;
@@ -568,7 +585,11 @@ export class LockWorkload {
       this.#tokensSeen.set(g.token, g.key);
       this.#grantedAt.set(g.token, t);
       if (this.#lastToken !== null && g.token <= this.#lastToken) {
-        this.#config.report('tokenOrder', t, `token ${g.token} granted after ${this.#lastToken}`);
+        this.#config.report(
+          'tokenOrder',
+          t,
+          `token ${g.token} granted after ${this.#lastToken} (applied on ${this.#who(node)})`,
+        );
       }
       this.#lastToken = g.token;
     }
@@ -590,8 +611,12 @@ export class LockWorkload {
       }
     }
     if (command.op === 'epoch') {
-      // A new epoch ends every grant of the table before it: an expire of each, in the history.
+      // A new epoch ends every grant of the table before it: an expire of each, in the history
+      // (of the grants made, not of their replay: see `started`).
       for (const g of result.ended) {
+        if (this.#tokensSeen.get(g.token) !== `${g.holder.node}/${g.holder.incarnation}#${g.seq}`) {
+          continue;
+        }
         const key = `${g.name}/${g.token}/epoch`;
         if (this.#expiresApplied.has(key)) continue;
         this.#expiresApplied.add(key);
