@@ -203,6 +203,7 @@ const LOCK_COMMAND: Rule = {
     ...CLIENT_VARIANTS,
     expire: { name: NAME, token: TOKEN, version: ROUND },
     retire: { holders: { kind: 'array', of: OWNER, max: MAX_ARRAY_ITEMS } },
+    abandon: { holders: { kind: 'array', of: OWNER, max: MAX_ARRAY_ITEMS } },
     epoch: { base: TOKEN },
   },
 };

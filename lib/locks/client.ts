@@ -136,7 +136,14 @@ export class LockClient {
   readonly #maxLocksPerRenew: number;
   readonly #maxRequestBytes: number;
   #nextSeq = 1;
+  /** In seq order (seqs only grow, and a request is added once). */
   readonly #pending = new Map<number, Request>();
+  /** When each request is due to be sent (again); stale entries are skipped when they surface. */
+  readonly #sends = new TimeHeap<number>();
+  /** Cancels waiting for their answer, by seq: their targets hold `acked` down. */
+  readonly #cancels = new Map<number, number>();
+  /** Releases waiting for their answer (`name\0token`): a grant is given back once. */
+  readonly #releasing = new Set<string>();
   readonly #held = new Map<string, Held>();
   readonly #renewals = new TimeHeap<string>();
   readonly #deadlines = new TimeHeap<string>();
@@ -175,7 +182,7 @@ export class LockClient {
     if (leader === this.#leader) return;
     this.#leader = leader;
     if (leader === null) return;
-    for (const r of this.#pending.values()) r.sentAt = null;
+    for (const [seq, r] of this.#pending) this.#sendNow(seq, r);
     for (const r of this.#reads.values()) r.sentAt = null;
     this.tick(now, sink);
   }
@@ -199,14 +206,16 @@ export class LockClient {
     const h = this.#held.get(name);
     if (h?.token !== token) return null;
     this.#held.delete(name);
-    return this.#sendRelease(name, token, now, sink);
+    const seq = this.#sendRelease(name, token);
+    this.tick(now, sink);
+    return seq;
   }
 
   /** Withdraws acquire `target`: dequeued, or its grant released if it won the race. */
   cancel(target: number, now: number, sink: LockClientSink): void {
     const request = this.#pending.get(target);
     if (request?.command.op !== 'acquire') return;
-    this.#pending.delete(target);
+    this.#settle(target);
     // Never sent: nothing to withdraw.
     if (request.firstSentAt === null) return;
     const seq = this.#nextSeq++;
@@ -248,7 +257,13 @@ export class LockClient {
         if (better) this.#leader = message.leader;
         for (const seq of message.seqs) {
           const r = this.#pending.get(seq);
-          if (r !== undefined) r.sentAt = better ? null : now;
+          if (r === undefined) continue;
+          if (better) {
+            this.#sendNow(seq, r);
+          } else {
+            r.sentAt = now;
+            this.#sends.push(now + this.config.retryMs, seq);
+          }
         }
         break;
       }
@@ -288,9 +303,9 @@ export class LockClient {
   wakeAt(): number | null {
     let at = earliest(this.#renewals.peekTime(), this.#deadlines.peekTime());
     if (this.#leader !== null) {
-      for (const r of this.#pending.values()) {
-        at = earliest(at, r.sentAt === null ? 0 : r.sentAt + this.config.retryMs);
-      }
+      const send = this.#sends.peekTime();
+      // Due at once (never sent) reads as 0, as every clock reading is above it.
+      if (send !== null) at = earliest(at, Math.max(0, send));
       for (const r of this.#reads.values()) {
         at = earliest(at, r.sentAt === null ? 0 : r.sentAt + this.config.retryMs);
       }
@@ -301,23 +316,40 @@ export class LockClient {
   // -------------------------------------------------------------------------------------------
 
   #add(seq: number, command: ClientCommand): void {
-    this.#pending.set(seq, { command, firstSentAt: null, sentAt: null, queued: false });
+    const request: Request = { command, firstSentAt: null, sentAt: null, queued: false };
+    this.#pending.set(seq, request);
+    if (command.op === 'cancel') this.#cancels.set(seq, command.target);
+    if (command.op === 'release') this.#releasing.add(releaseKey(command.name, command.token));
+    this.#sendNow(seq, request);
   }
 
-  #sendRelease(name: string, token: bigint, now: number, sink: LockClientSink): number {
+  /** Marks a request to go out on the next flush. */
+  #sendNow(seq: number, request: Request): void {
+    request.sentAt = null;
+    this.#sends.push(Number.NEGATIVE_INFINITY, seq);
+  }
+
+  /** A request has its final answer. */
+  #settle(seq: number): void {
+    const request = this.#pending.get(seq);
+    if (request === undefined) return;
+    this.#pending.delete(seq);
+    const { command } = request;
+    if (command.op === 'cancel') this.#cancels.delete(seq);
+    if (command.op === 'release') this.#releasing.delete(releaseKey(command.name, command.token));
+  }
+
+  /** Queues a release (sent by the flush that follows). */
+  #sendRelease(name: string, token: bigint): number {
     const seq = this.#nextSeq++;
     this.#add(seq, { op: 'release', holder: this.config.owner, seq, acked: 0, name, token });
-    this.tick(now, sink);
     return seq;
   }
 
-  /** Releases a grant nobody wants (once per token). */
-  #giveBack(name: string, token: bigint, now: number, sink: LockClientSink): void {
-    for (const r of this.#pending.values()) {
-      if (r.command.op === 'release' && r.command.name === name && r.command.token === token)
-        return;
-    }
-    const seq = this.#sendRelease(name, token, now, sink);
+  /** Releases a grant nobody wants (once per token; the tick that follows sends it). */
+  #giveBack(name: string, token: bigint, sink: LockClientSink): void {
+    if (this.#releasing.has(releaseKey(name, token))) return;
+    const seq = this.#sendRelease(name, token);
     sink.events.push({ type: 'returned', seq, name, token });
   }
 
@@ -329,14 +361,14 @@ export class LockClient {
           // A grant this holder no longer wants (its acquire was cancelled or timed out), or a
           // duplicate of one it has: the first is given back at once.
           const h = this.#held.get(reply.name);
-          if (h?.token !== reply.token) this.#giveBack(reply.name, reply.token, now, sink);
+          if (h?.token !== reply.token) this.#giveBack(reply.name, reply.token, sink);
           return;
         }
-        this.#pending.delete(reply.seq);
+        this.#settle(reply.seq);
         const first = request.firstSentAt;
         // Answered before it was ever sent: not an answer to this holder's request.
         if (first === null) {
-          this.#giveBack(reply.name, reply.token, now, sink);
+          this.#giveBack(reply.name, reply.token, sink);
           return;
         }
         const deadline = first + this.validMs(reply.ttlMs);
@@ -376,18 +408,18 @@ export class LockClient {
         return;
       case 'busy':
         if (request?.command.op !== 'acquire') return;
-        this.#pending.delete(reply.seq);
+        this.#settle(reply.seq);
         sink.events.push({ type: 'busy', seq: reply.seq, name: reply.name });
         return;
       case 'ended':
         if (request?.command.op !== 'acquire') return;
-        this.#pending.delete(reply.seq);
+        this.#settle(reply.seq);
         sink.events.push({ type: 'failed', seq: reply.seq, name: reply.name });
         return;
       case 'released':
       case 'not-held':
         if (request?.command.op !== 'release') return;
-        this.#pending.delete(reply.seq);
+        this.#settle(reply.seq);
         sink.events.push({
           type: 'released',
           seq: reply.seq,
@@ -398,12 +430,12 @@ export class LockClient {
         return;
       case 'renewed':
         if (request?.command.op !== 'renew') return;
-        this.#pending.delete(reply.seq);
+        this.#settle(reply.seq);
         this.#onRenewed(request, reply.versions, now, sink);
         return;
       case 'cancelled':
         if (request?.command.op !== 'cancel') return;
-        this.#pending.delete(reply.seq);
+        this.#settle(reply.seq);
         sink.events.push({
           type: 'cancelled',
           seq: reply.seq,
@@ -414,7 +446,7 @@ export class LockClient {
       case 'stale':
         // A request this holder had already finished: nothing waits on it.
         if (request === undefined) return;
-        this.#pending.delete(reply.seq);
+        this.#settle(reply.seq);
         if (request.command.op === 'acquire') {
           sink.events.push({ type: 'failed', seq: reply.seq, name: request.command.name });
         }
@@ -440,9 +472,12 @@ export class LockClient {
       h.renewing = null;
       if (!h.awaitingValid && now >= h.deadline) {
         // Its deadline passed before the answer came: lost, and never valid again, whatever
-        // the renew says (someone may have been granted it since).
+        // the renew says (someone may have been granted it since). Still held at the table if
+        // the renew applied: given back, so the next waiter need not wait out the TTL.
         this.#held.delete(name);
         sink.events.push({ type: 'lost', name, token, reason: 'expired' });
+        const version = versions[i];
+        if (version !== null && version !== undefined) this.#giveBack(name, token, sink);
         return;
       }
       const version = versions[i];
@@ -493,6 +528,9 @@ export class LockClient {
       if (h === undefined || h.awaitingValid || h.deadline > now) continue;
       this.#held.delete(entry.key);
       sink.events.push({ type: 'lost', name: h.name, token: h.token, reason: 'expired' });
+      // The leader may still hold it for this holder (its renewals did not get through in
+      // time): given back, so the next waiter need not wait out the leader's timer.
+      this.#giveBack(h.name, h.token, sink);
     }
   }
 
@@ -530,11 +568,21 @@ export class LockClient {
     const acked = this.#acked();
     let batch: ClientCommand[] = [];
     let bytes = 0;
-    for (const r of this.#pending.values()) {
-      if (r.sentAt !== null && now < r.sentAt + this.config.retryMs) continue;
+    for (;;) {
+      const at = this.#sends.peekTime();
+      if (at === null || at > now) break;
+      const seq = this.#sends.pop()?.key;
+      if (seq === undefined) break;
+      const r = this.#pending.get(seq);
+      // Gone, or sent since this entry was pushed (a second entry finds it sent).
+      if (r === undefined) continue;
+      if (r.sentAt !== null && (r.sentAt === now || now < r.sentAt + this.config.retryMs)) {
+        continue;
+      }
       // The clock was read before this send: the deadline counts from here.
       r.firstSentAt ??= now;
       r.sentAt = now;
+      this.#sends.push(now + this.config.retryMs, seq);
       const command = { ...r.command, acked };
       const size = commandBytes(command);
       if (batch.length > 0 && bytes + size > this.#maxRequestBytes) {
@@ -570,10 +618,16 @@ export class LockClient {
    */
   #acked(): number {
     let lowest = this.#nextSeq;
-    for (const [seq, r] of this.#pending) {
-      if (seq < lowest) lowest = seq;
-      if (r.command.op === 'cancel' && r.command.target < lowest) lowest = r.command.target;
+    // The lowest pending seq is the first: requests are added in seq order.
+    for (const seq of this.#pending.keys()) {
+      lowest = seq;
+      break;
     }
+    for (const target of this.#cancels.values()) if (target < lowest) lowest = target;
     return lowest;
   }
+}
+
+function releaseKey(name: string, token: bigint): string {
+  return `${name}\u0000${token}`;
 }

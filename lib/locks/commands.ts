@@ -14,7 +14,7 @@ import type { NodeId, Owner } from '../types.js';
  * entries, and ignores a late copy of such a request (`stale`): the table stays bounded by
  * what is outstanding, and a duplicate delivered after a release cannot grant again.
  *
- * `expire` and `retire` are proposed by the leader only, from its own timers; applying any
+ * `expire`, `retire`, `abandon` and `epoch` are proposed by the leader only, from its own timers; applying any
  * command reads no clock, so every node computes the same table.
  */
 export type LockCommand =
@@ -74,6 +74,15 @@ export type LockCommand =
     }
   | {
       /**
+       * Withdraws every queue place of these holders: the leader has not heard from them for a
+       * while (a process that died waiting must not be handed a lock). Their grants stay: those
+       * end by release or TTL. A retry of a withdrawn request reads 'ended'.
+       */
+      readonly op: 'abandon';
+      readonly holders: readonly Owner[];
+    }
+  | {
+      /**
        * Sets the token base at the start of a cluster epoch (a whole cluster that restarted
        * without storage): every later token is above every token of earlier epochs.
        */
@@ -100,7 +109,7 @@ export interface Grant {
 
 /**
  * The answer to one client command, sent to the holder's node once the command applied.
- * (`expire`, `retire` and `epoch` have none.)
+ * (`expire`, `retire`, `abandon` and `epoch` have none.)
  */
 export type LockReply =
   | {

@@ -103,6 +103,23 @@ export class LockTable {
           }
         }
         break;
+      case 'abandon': {
+        // Queue places are found from the queues (a place outlives its entry once acked).
+        const sessions = new Set<Session>();
+        for (const holder of command.holders) {
+          const session = this.#sessions.get(ownerKey(holder));
+          if (session !== undefined && session.waiting > 0) sessions.add(session);
+        }
+        if (sessions.size === 0) break;
+        for (const queue of [...this.#queues.values()]) {
+          for (let w = queue.head; w !== null;) {
+            const next = w.next;
+            if (sessions.has(w.session)) this.#dequeue(w);
+            w = next;
+          }
+        }
+        break;
+      }
       case 'epoch':
         // Tokens never go back: a base at or below the last token is ignored.
         if (command.base > this.#base + this.#counter) {
@@ -140,6 +157,26 @@ export class LockTable {
   isIdle(holder: Owner): boolean {
     const session = this.#sessions.get(ownerKey(holder));
     return session === undefined || isIdleSession(session);
+  }
+
+  /**
+   * What applying `command` again would answer, if the table already applied it (or it is
+   * stale); null for a request the table does not know. Changes nothing: the leader answers a
+   * holder's retry from here instead of sending it through the log again.
+   */
+  replay(command: ClientCommand): LockReply | null {
+    const session = this.#sessions.get(ownerKey(command.holder));
+    if (session === undefined) return null;
+    if (command.seq < session.acked) return { type: 'stale', seq: command.seq };
+    const entry = session.entries.get(command.seq);
+    return entry === undefined ? null : replay(command.seq, entry, command);
+  }
+
+  /** Every holder with a place in some queue, in order of creation. */
+  *waitingHolders(): IterableIterator<Owner> {
+    for (const session of this.#sessions.values()) {
+      if (session.waiting > 0) yield session.holder;
+    }
   }
 
   /** Every holder with a session, in order of creation. */
@@ -677,6 +714,7 @@ function isValidCommand(command: LockCommand): boolean {
         typeof c['version'] === 'number'
       );
     case 'retire':
+    case 'abandon':
       return Array.isArray(c['holders']) && (c['holders'] as unknown[]).every(isOwner);
     case 'epoch':
       return typeof c['base'] === 'bigint' && c['base'] >= 0n && c['base'] <= MAX_TOKEN_BASE;

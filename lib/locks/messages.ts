@@ -1,7 +1,7 @@
 import type { NodeId } from '../types.js';
 import type { LockCommand, LockReply } from './commands.js';
 
-/** The commands a holder sends; `expire`, `retire` and `epoch` come from the leader alone. */
+/** The commands a holder sends; `expire`, `retire`, `abandon` and `epoch` come from the leader alone. */
 export type ClientCommand = Extract<
   LockCommand,
   { op: 'acquire' | 'release' | 'renew' | 'cancel' }

@@ -51,6 +51,14 @@ export interface LockServiceConfig {
   readonly wallClock: () => number;
   /** Bytes of replies in one frame. */
   readonly maxReplyBytes?: number;
+  /**
+   * A holder not heard from for this long loses its places in queues (`abandon`): a process
+   * that died while it waited must not be handed a lock it will never use. Its holder's node
+   * resends every pending request far more often. Default: 2 · leaseMs.
+   */
+  readonly silentHolderMs?: number;
+  /** Holders' commands kept while a fresh epoch waits (beyond it they are dropped: retried). */
+  readonly maxHeld?: number;
 }
 
 /** What the service asks of the log and the transport. */
@@ -68,6 +76,23 @@ interface Timer {
 }
 
 const DEFAULT_REPLY_BYTES = 32 * 1024;
+const DEFAULT_MAX_HELD = 65_536;
+/** Holders named in one `abandon` or `retire` command. */
+const HOLDERS_PER_COMMAND = 256;
+
+/** A request's key: its holder and seq. */
+function requestKey(command: ClientCommand): string {
+  return `${ownerKey(command.holder)}#${command.seq}`;
+}
+
+function isClientCommand(command: LockCommand): command is ClientCommand {
+  return (
+    command.op === 'acquire' ||
+    command.op === 'release' ||
+    command.op === 'renew' ||
+    command.op === 'cancel'
+  );
+}
 
 /**
  * The leader's side of the lock service (docs/design.md, "Locks as a replicated state
@@ -80,7 +105,12 @@ const DEFAULT_REPLY_BYTES = 32 * 1024;
  *   `expire` with the grant's version: a renew that applied first makes it a no-op.
  * - A table that has never granted in its epoch (a whole cluster started without storage)
  *   grants only after `maxTtlMs + leaseMs` of serving: every holder of an earlier life of the
- *   cluster has lost its lock by then.
+ *   cluster has lost its lock by then. Commands wait for it in a bounded queue, one copy per
+ *   request.
+ * - A retry of a request the table already applied is answered from the table (what applying
+ *   it again would answer), and a request already proposed is not proposed again: holders
+ *   resend what waits (a queue place, say) and those resends never reach the log.
+ * - Holders not heard from for `silentHolderMs` lose their queue places (`abandon`).
  */
 export class LockService {
   readonly config: LockServiceConfig;
@@ -96,7 +126,20 @@ export class LockService {
   #nextSweepAt: number | null = null;
   /** Holders' commands held back until a fresh epoch may grant. */
   #holdUntil: number | null = null;
-  #held: ClientCommand[] = [];
+  /** One copy of each held request (the latest: its `acked` is the highest), in arrival order. */
+  readonly #held = new Map<string, ClientCommand>();
+  readonly #maxHeld: number;
+  /** Requests proposed and not yet applied, and when: a copy is not proposed again. */
+  readonly #inflight = new Map<string, number>();
+  /** An `epoch` was proposed and has not applied: the table is not to be answered from. */
+  #epochPending = false;
+  /** When each holder was last heard from, while this node serves. */
+  readonly #heard = new Map<string, number>();
+  #servingSince = 0;
+  #nextSilenceCheckAt: number | null = null;
+  readonly #silentHolderMs: number;
+  /** Commands dropped because the held queue was full (their holders send them again). */
+  droppedHeld = 0;
   /** The clock reading of the current step (timers started while commands apply use it). */
   #now = 0;
   /** Whether this node leads the log (it answers holders) — set by the replica. */
@@ -106,6 +149,8 @@ export class LockService {
     this.config = config;
     this.#machine = machine;
     this.#maxReplyBytes = config.maxReplyBytes ?? DEFAULT_REPLY_BYTES;
+    this.#maxHeld = config.maxHeld ?? DEFAULT_MAX_HELD;
+    this.#silentHolderMs = config.silentHolderMs ?? 2 * config.leaseMs;
     machine.onApplied = (result, command) => {
       this.#onApplied(result, command);
     };
@@ -135,20 +180,23 @@ export class LockService {
     for (const grant of this.table.grants()) this.#startTimer(grant, now);
     this.#idleSince.clear();
     this.#nextSweepAt = now + this.#sweepMs();
+    this.#inflight.clear();
+    this.#heard.clear();
+    this.#servingSince = now;
+    this.#nextSilenceCheckAt = now + this.#silentHolderMs;
     const table = this.table;
+    this.#epochPending = false;
     if (table.base === 0n || lossy) {
       // A table that never had an epoch, or one a majority lost its memory of: a new cluster
       // epoch. Its tokens start above every token of an earlier life of this cluster (wall-clock
       // ms · 2^20, read now), it ends every grant of the table before it, and it grants only
       // once every earlier holder lost its lock (below).
       sink.propose.push({ op: 'epoch', base: BigInt(Math.floor(this.config.wallClock())) << 20n });
+      this.#epochPending = true;
     }
     this.#holdUntil =
       lossy || this.#freshEpoch() ? now + this.config.maxTtlMs + this.config.leaseMs : null;
-    if (this.#holdUntil === null) {
-      sink.propose.push(...this.#held);
-      this.#held = [];
-    }
+    if (this.#holdUntil === null) this.#releaseHeld(now, sink);
   }
 
   /** Log leadership ended: held commands are dropped (their holders retry elsewhere). */
@@ -159,7 +207,11 @@ export class LockService {
     this.#idleSince.clear();
     this.#nextSweepAt = null;
     this.#holdUntil = null;
-    this.#held = [];
+    this.#held.clear();
+    this.#inflight.clear();
+    this.#heard.clear();
+    this.#nextSilenceCheckAt = null;
+    this.#epochPending = false;
   }
 
   /**
@@ -177,11 +229,56 @@ export class LockService {
       // A node speaks for its own holders only.
       if (command.holder.node !== from) continue;
       if (!this.#serving || (this.#holdUntil !== null && now < this.#holdUntil)) {
-        this.#held.push(command);
+        this.#hold(command);
       } else {
-        sink.propose.push(command);
+        this.#heard.set(ownerKey(command.holder), now);
+        this.#propose(command, now, sink);
       }
     }
+  }
+
+  /** Held requests (while a fresh epoch waits, or before serving). */
+  get held(): number {
+    return this.#held.size;
+  }
+
+  #hold(command: ClientCommand): void {
+    const key = requestKey(command);
+    // A resend replaces its earlier copy (keeping its place); a new request past the bound is
+    // dropped: its holder sends it again.
+    if (this.#held.has(key) || this.#held.size < this.#maxHeld) this.#held.set(key, command);
+    else this.droppedHeld += 1;
+  }
+
+  /** Proposes every held request (through the same checks as a new one). */
+  #releaseHeld(now: number, sink: LockServiceSink): void {
+    const held = [...this.#held.values()];
+    this.#held.clear();
+    for (const command of held) {
+      this.#heard.set(ownerKey(command.holder), now);
+      this.#propose(command, now, sink);
+    }
+  }
+
+  /**
+   * A holder's request, while this node serves: a retry of one the table applied is answered
+   * from the table, one already on its way through the log is not proposed twice.
+   */
+  #propose(command: ClientCommand, now: number, sink: LockServiceSink): void {
+    if (!this.#epochPending) {
+      const reply = this.table.replay(command);
+      if (reply !== null) {
+        this.#queueReply(command.holder, reply);
+        return;
+      }
+    }
+    const key = requestKey(command);
+    const at = this.#inflight.get(key);
+    // Proposed and not applied: it is in the log's pipeline (or was lost with a slot a new
+    // ballot filled with a no-op: then it goes again once a lease's worth of time has passed).
+    if (at !== undefined && now - at < this.config.leaseMs) return;
+    this.#inflight.set(key, now);
+    sink.propose.push(command);
   }
 
   /** Tells the sender to try elsewhere: this node does not serve. */
@@ -209,8 +306,7 @@ export class LockService {
     if (!this.#serving) return;
     if (this.#holdUntil !== null && now >= this.#holdUntil) {
       this.#holdUntil = null;
-      sink.propose.push(...this.#held);
-      this.#held = [];
+      this.#releaseHeld(now, sink);
     }
     for (;;) {
       const at = this.#heap.peekTime();
@@ -228,12 +324,16 @@ export class LockService {
       });
     }
     if (this.#nextSweepAt !== null && now >= this.#nextSweepAt) this.#sweep(now, sink);
+    if (this.#nextSilenceCheckAt !== null && now >= this.#nextSilenceCheckAt) {
+      this.#abandonSilent(now, sink);
+    }
   }
 
   wakeAt(): number | null {
     if (!this.#serving) return null;
     let at = earliest(this.#heap.peekTime(), this.#nextSweepAt);
     at = earliest(at, this.#holdUntil);
+    at = earliest(at, this.#nextSilenceCheckAt);
     return at;
   }
 
@@ -283,7 +383,9 @@ export class LockService {
     });
   }
 
-  #onApplied(result: ApplyResult, _command: LockCommand): void {
+  #onApplied(result: ApplyResult, command: LockCommand): void {
+    if (isClientCommand(command)) this.#inflight.delete(requestKey(command));
+    else if (command.op === 'epoch') this.#epochPending = false;
     // Holders are answered only once this node serves (its barrier applied): what it re-applies
     // while taking over may belong to a table a new epoch is about to end.
     if (this.leading && this.#serving) {
@@ -370,10 +472,36 @@ export class LockService {
       else if (now - idle.since >= this.config.maxTtlMs) retire.push(holder);
     }
     for (const key of this.#idleSince.keys()) if (!seen.has(key)) this.#idleSince.delete(key);
-    for (let i = 0; i < retire.length; i += 256) {
-      sink.propose.push({ op: 'retire', holders: retire.slice(i, i + 256) });
+    for (let i = 0; i < retire.length; i += HOLDERS_PER_COMMAND) {
+      sink.propose.push({ op: 'retire', holders: retire.slice(i, i + HOLDERS_PER_COMMAND) });
     }
     for (const holder of retire) this.#idleSince.delete(ownerKey(holder));
+    // Proposed requests that never applied (their slot went to another value) may go again.
+    for (const [key, at] of this.#inflight) {
+      if (now - at >= this.config.leaseMs) this.#inflight.delete(key);
+    }
+  }
+
+  /**
+   * Withdraws the queue places of holders not heard from for `silentHolderMs` (since this node
+   * began to serve, at the earliest): a live holder resends what waits many times over in that
+   * time, so these are processes that died or cannot reach this leader. One that can after all
+   * learns its request ended ('ended') and asks again.
+   */
+  #abandonSilent(now: number, sink: LockServiceSink): void {
+    const every = this.#silentHolderMs;
+    this.#nextSilenceCheckAt = now + Math.max(1, every / 2);
+    const silent: Owner[] = [];
+    for (const holder of this.table.waitingHolders()) {
+      const heard = this.#heard.get(ownerKey(holder)) ?? this.#servingSince;
+      if (now - heard >= every) silent.push(holder);
+    }
+    for (let i = 0; i < silent.length; i += HOLDERS_PER_COMMAND) {
+      sink.propose.push({ op: 'abandon', holders: silent.slice(i, i + HOLDERS_PER_COMMAND) });
+    }
+    // Forget holders silent that long: waiting, they were just abandoned; otherwise their next
+    // request records them again. The map stays as small as the holders heard from lately.
+    for (const [key, at] of this.#heard) if (now - at >= every) this.#heard.delete(key);
   }
 
   /** A table whose epoch has not granted yet: it waits out every earlier holder first. */

@@ -21,6 +21,7 @@ export function commandBytes(command: LockCommand): number {
     case 'expire':
       return 110 + command.name.length * 3;
     case 'retire':
+    case 'abandon':
       return 40 + command.holders.length * 70;
     case 'epoch':
       return 60;

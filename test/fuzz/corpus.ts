@@ -100,7 +100,7 @@ const isSnapshotData = (x: unknown): boolean =>
   x.length <= 49_152 &&
   /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(x);
 
-/** A lock command; `leader` admits the ones only the leader proposes (expire, retire, epoch). */
+/** A lock command; `leader` admits the ones only the leader proposes (expire, retire, abandon, epoch). */
 function isCommand(x: unknown, leader: boolean): boolean {
   if (!isObj(x)) return false;
   const client = (...rest: string[]): boolean =>
@@ -137,6 +137,7 @@ function isCommand(x: unknown, leader: boolean): boolean {
         isNat(x['version'])
       );
     case 'retire':
+    case 'abandon':
       return leader && hasExactly(x, ['op', 'holders']) && arrayOf(x['holders'], isOwner);
     case 'epoch':
       return leader && hasExactly(x, ['op', 'base']) && isToken(x['base']);
@@ -1699,7 +1700,10 @@ export class FrameSource {
       case 0:
         return { op: 'expire', name: this.name(), token: this.token(), version: this.round() };
       case 1:
-        return { op: 'retire', holders: this.few(() => this.owner()) };
+        return {
+          op: this.int(2) === 0 ? 'retire' : 'abandon',
+          holders: this.few(() => this.owner()),
+        };
       case 2:
         return { op: 'epoch', base: this.token() };
       default:

@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict';
 import { LockLostError, LockTimeoutError } from '../../lib/errors.js';
 import type { Lock } from '../../lib/node/lock-handle.js';
+import type { LockInfo } from '../../lib/node/locks.js';
+import type { SynodNode } from '../../lib/node/node.js';
 import { createTestCluster, type TestCluster } from '../../lib/testing/index.js';
 
 /** Small maxTtlMs: a fresh cluster's first grant waits maxTtlMs + leaseMs (a new epoch). */
 const NODE = { maxTtlMs: 3000 } as const;
+/** For TTLs of 10 s (the first grant waits 21 s of virtual time). */
+const LONG = { maxTtlMs: 20_000 } as const;
 
 /** Runs the cluster's clock until `promise` settles (at most `maxMs`), and returns its outcome. */
 async function settle<T>(
@@ -19,6 +23,13 @@ async function settle<T>(
   );
   await c.runUntil(() => outcome !== null, maxMs);
   return outcome;
+}
+
+/** What the leader says of `name`. */
+async function viewOf(c: TestCluster, node: SynodNode, name: string): Promise<LockInfo> {
+  const outcome = await settle(c, node.getLock(name), 1000);
+  assert.ok(outcome !== null && 'value' in outcome, 'no answer');
+  return outcome.value;
 }
 
 async function lockOf(c: TestCluster, promise: Promise<Lock>, maxMs = 10_000): Promise<Lock> {
@@ -89,5 +100,53 @@ describe('locks', () => {
     assert.equal(first.signal.aborted, true);
     const second = await lockOf(c, next.acquireLock('job', { ttlMs: 1000 }), 5000);
     assert.ok(second.token > first.token);
+  });
+
+  it('a waiter whose process died loses its place: the lock goes to the next live waiter', async () => {
+    cluster = createTestCluster({ size: 3, node: LONG });
+    const c = cluster;
+    await c.start();
+    const leader = await c.waitForLeader();
+    const [dead, live] = c.nodes().filter((n) => n !== leader);
+    assert.ok(dead !== undefined && live !== undefined);
+    const held = await lockOf(c, leader.acquireLock('job', { ttlMs: 10_000 }), 30_000);
+    const doomed = dead.acquireLock('job', { ttlMs: 10_000, timeoutMs: 60_000 });
+    doomed.catch(() => undefined);
+    await c.advance(100);
+    const waiting = live.acquireLock('job', { ttlMs: 10_000, timeoutMs: 60_000 });
+    await c.advance(100);
+    assert.equal((await viewOf(c, leader, 'job')).waiters, 2);
+    c.crash(dead.id);
+    // The leader hears nothing more of the dead waiter, and withdraws its place.
+    await c.advance(3 * c.leaseMs);
+    assert.equal((await viewOf(c, leader, 'job')).waiters, 1);
+    await settle(c, held.release(), 1000);
+    // Granted at once: not after the 10 s a grant to the dead process would block the name.
+    const next = await lockOf(c, waiting, c.leaseMs);
+    assert.ok(next.token > held.token);
+    assert.equal(next.valid, true);
+  });
+
+  it('a holder whose lock ran out gives it back: the next waiter need not wait out the TTL', async () => {
+    cluster = createTestCluster({ size: 3, node: LONG });
+    const c = cluster;
+    await c.start();
+    const leader = await c.waitForLeader();
+    const [holder, next] = c.nodes().filter((n) => n !== leader);
+    assert.ok(holder !== undefined && next !== undefined);
+    const first = await lockOf(c, holder.acquireLock('job', { ttlMs: 10_000 }), 30_000);
+    const second = next.acquireLock('job', { ttlMs: 10_000, timeoutMs: 60_000 });
+    await c.advance(100);
+    // The holder's renewals still reach the leader, but no answer comes back: the leader keeps
+    // the grant alive while the holder's own deadline runs out.
+    c.cut(leader.id, holder.id);
+    await c.runUntil(() => first.signal.aborted, 20_000);
+    assert.equal(first.signal.aborted, true);
+    assert.equal((await viewOf(c, leader, 'job')).token, first.token);
+    c.heal();
+    // The holder's release reaches the leader as soon as it knows the leader again; without it
+    // the leader would wait until its own timer ran out, seconds later.
+    const lock = await lockOf(c, second, 2 * c.leaseMs);
+    assert.ok(lock.token > first.token);
   });
 });

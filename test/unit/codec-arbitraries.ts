@@ -139,6 +139,7 @@ export function lockArbitraries(base: Base): LockArbitraries {
       version: round,
     }),
     fc.record({ op: fc.constant('retire' as const), holders: few(owner) }),
+    fc.record({ op: fc.constant('abandon' as const), holders: few(owner) }),
     fc.record({ op: fc.constant('epoch' as const), base: tokenArb }),
   );
   const logValue: fc.Arbitrary<LogValue<LockCommand>> = fc.option(few(command), { nil: null });

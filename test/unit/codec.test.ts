@@ -900,7 +900,7 @@ describe('codec: log and lock messages', function () {
       );
       // The log takes the leader's own commands as well.
       const allOps =
-        /^invalid frame: msg\.entries\[0\]\.value\[0\]\.op: expected one of acquire, release, renew, cancel, expire, retire, epoch$/;
+        /^invalid frame: msg\.entries\[0\]\.value\[0\]\.op: expected one of acquire, release, renew, cancel, expire, retire, abandon, epoch$/;
       rejectsEdit(allOps, (t) => put(t, msg('entries', 0, 'value', 0, 'op'), 'steal'), accept());
     });
 

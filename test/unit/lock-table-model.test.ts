@@ -147,6 +147,19 @@ class Model {
       );
       return out;
     }
+    if (c.op === 'abandon') {
+      // Every queue place of the named holders goes; their entries read 'ended'.
+      for (const q of this.queues) {
+        for (const w of q.waiters) {
+          if (!c.holders.some((h) => same(h, w.holder))) continue;
+          const entry = entryOf(w.holder, w.seq);
+          if (entry !== undefined) entry.state = 'ended';
+        }
+        q.waiters = q.waiters.filter((w) => !c.holders.some((h) => same(h, w.holder)));
+      }
+      this.queues = this.queues.filter((q) => q.waiters.length > 0);
+      return out;
+    }
     if (c.op === 'epoch') {
       if (c.base > this.lastToken) {
         this.base = c.base;
@@ -311,6 +324,7 @@ type Action =
   | { k: 'retry'; h: number; pick: number; ack: Ack }
   | { k: 'expire'; n: number; tok: TokenPick; pick: number; ver: 'current' | 'older' | 'wrong' }
   | { k: 'retire'; hs: number[] }
+  | { k: 'abandon'; hs: number[] }
   | { k: 'epoch'; above: boolean; delta: number };
 
 const h = fc.nat(HOLDERS.length - 1);
@@ -385,6 +399,13 @@ const action: fc.Arbitrary<Action> = fc.oneof(
     arbitrary: fc.record({
       k: fc.constant('retire' as const),
       hs: fc.uniqueArray(h, { maxLength: 4 }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      k: fc.constant('abandon' as const),
+      hs: fc.uniqueArray(h, { maxLength: 2 }),
     }),
   },
   {
@@ -525,6 +546,9 @@ function scenario(list: readonly Action[]): Scenario {
       case 'retire':
         command = { op: 'retire', holders: a.hs.map(holderAt) };
         break;
+      case 'abandon':
+        command = { op: 'abandon', holders: a.hs.map(holderAt) };
+        break;
       case 'epoch': {
         const last = model.lastToken;
         const delta = BigInt(a.delta);
@@ -625,7 +649,7 @@ function show(command: LockCommand): string {
   );
 }
 
-const RUNS = { numRuns: 300, seed: 0x10c4_7ab1e } as const;
+const RUNS = { numRuns: 500, seed: 0x10c4_7ab1e } as const;
 
 describe('LockTable against a reference model', function () {
   this.timeout(120_000);
