@@ -610,6 +610,8 @@ export class LogMachine<C> {
     if (this.#applied > before) this.#recoveryProgressAt = now;
     if (this.#recoveryFloor !== null && this.#applied >= this.#recoveryFloor) {
       this.#recoveryFloor = null;
+      // Whole now: written before it votes.
+      this.#persist(out);
       out.events.push({ type: 'recovered', lossy: this.#lossy, floor: this.#applied });
     }
     const leader = this.#leader;
@@ -1244,12 +1246,15 @@ export class LogMachine<C> {
 
   /**
    * The answer to a recovering node's question (its `incarnation`, from slot `slot`): nothing
-   * during this node's own restart silence, `voting: false` while it recovers itself. Answering
-   * is not voting: a stopping node still tells what it holds.
+   * during this node's own restart silence, `voting: false` while it recovers itself, and while
+   * its state is lossy (rebuilt after a majority lost its memory, until the new epoch applies):
+   * its memory is not whole, so a node rebuilding from it must count it among those that forgot
+   * and be lossy too, or a leader it helps elect would serve the old epoch's table (a token
+   * granted twice). Answering is not voting: a stopping node still tells what it holds.
    */
   recoveryAnswer(incarnation: string, slot: number, now: number): LogMessage<C> | null {
     if (now < (this.config.silentUntil?.() ?? 0)) return null;
-    const voting = this.#recovery === null && this.#recoveryFloor === null;
+    const voting = this.#recovery === null && this.#recoveryFloor === null && !this.#lossy;
     const page = voting ? this.#report(slot) : { entries: [], next: null };
     return {
       type: 'log.recovery',
@@ -1289,7 +1294,7 @@ export class LogMachine<C> {
     if (state === null) return;
     this.#recovery = null;
     this.#acceptor.adopt(state.promised, state.entries);
-    // Written down before it votes: what it holds now is what it would report.
+    // Written down before it votes (once whole): what it holds then is what it would report.
     for (const e of state.entries) if (e.slot > this.#acceptor.floor) this.#unsaved.push(e);
     this.#see(state.maxRound);
     if (state.promised !== null) this.#see(state.promised.round);
@@ -1298,7 +1303,6 @@ export class LogMachine<C> {
       const top = state.entries[state.entries.length - 1]?.slot ?? 0;
       this.#lossyAbove = Math.max(state.floor, top, this.#acceptor.top, this.#applied);
     }
-    this.#persist(out);
     if (state.floor > this.#applied && state.floorFrom !== null) {
       // Those slots are chosen and gone from every report: learn them before voting.
       this.#recoveryFloor = state.floor;
@@ -1310,14 +1314,17 @@ export class LogMachine<C> {
       this.#maybeFetch(now, out);
       return;
     }
+    this.#persist(out);
     out.events.push({ type: 'recovered', lossy: state.lossy, floor: this.#applied });
   }
 
   #persist(out: LogOutput<C>): void {
-    // Nothing is written while rebuilding: a record on disk says "this state is whole", and a
-    // restart that found one would vote without the rebuild (the disk would hold only what a
-    // forgetful node saw since). What it learns meanwhile is written once it has recovered.
-    if (this.#recovery !== null) return;
+    // Nothing is written while rebuilding, up to the furthest floor reported: a record on disk
+    // says "this state is whole", and a restart that found one would vote without the rebuild
+    // (the disk would hold only what a forgetful node saw since, or entries copied from others
+    // for slots chosen since with other values). What it learns meanwhile is written once it
+    // has recovered.
+    if (this.recovering) return;
     const promised = this.#acceptor.promised;
     if (
       this.#unsaved.length === 0 &&

@@ -15,25 +15,30 @@ function assertAgree(h: LogHarness, seed = 0): void {
   }
 }
 
+/** Node `a` of three, started without its log state (it rebuilds from `b` and `c`). */
+function rebuilding(): LogMachine<string> {
+  return new LogMachine<string>(
+    {
+      id: 'a',
+      incarnation: '00000000000000a1',
+      peers: ['a', 'b', 'c'],
+      leaseMs: L,
+      maxClockDrift: RHO,
+      marginMs: MARGIN,
+      stateMachine: new Journal(),
+      sizeOf: (c) => c.length,
+      voting: () => true,
+      recovers: true,
+      silentUntil: () => 0,
+      durable: true,
+    },
+    null,
+  );
+}
+
 describe('Multi-Paxos log', () => {
   it('writes nothing to storage while it rebuilds: a restart from that disk rebuilds again', () => {
-    const machine = new LogMachine<string>(
-      {
-        id: 'a',
-        incarnation: '00000000000000a1',
-        peers: ['a', 'b', 'c'],
-        leaseMs: L,
-        maxClockDrift: RHO,
-        marginMs: MARGIN,
-        stateMachine: new Journal(),
-        sizeOf: (c) => c.length,
-        voting: () => true,
-        recovers: true,
-        silentUntil: () => 0,
-        durable: true,
-      },
-      null,
-    );
+    const machine = rebuilding();
     const ballot = { round: 9, node: 'b', incarnation: '00000000000000b1' };
     const receive = (from: string, message: LogMessage<string>, now: number) =>
       machine.handle({ type: 'message', from, message }, now);
@@ -62,6 +67,70 @@ describe('Multi-Paxos log', () => {
     assert.ok(done.persist !== null);
     assert.deepEqual(done.persist.promised, ballot);
     assert.deepEqual(done.persist.accepted, [{ slot: 1, ballot, value: ['x'] }]);
+  });
+
+  it('writes nothing either while it learns the chosen slots up to the floor others reported', () => {
+    const machine = rebuilding();
+    const ballot = { round: 9, node: 'b', incarnation: '00000000000000b1' };
+    // b and c applied slots 1..5 (chosen, truncated: not reported) and accepted slot 6.
+    const answer: LogMessage<string> = {
+      type: 'log.recovery',
+      incarnation: '00000000000000a1',
+      voting: true,
+      promised: ballot,
+      maxRound: 9,
+      floor: 5,
+      from: 0,
+      entries: [{ slot: 6, ballot, value: ['y'] }],
+      next: null,
+    };
+    machine.handle({ type: 'message', from: 'b', message: answer }, 1);
+    const done = machine.handle({ type: 'message', from: 'c', message: answer }, 2);
+    // Still catching up (slots 1..5 not applied): a record now would let a restart vote
+    // without them.
+    assert.equal(machine.recovering, true);
+    assert.equal(done.persist, null);
+    const chosen: LogMessage<string> = {
+      type: 'log.chosen',
+      entries: [1, 2, 3, 4, 5].map((slot) => ({ slot, value: [`c${slot}`] })),
+    };
+    const learned = machine.handle({ type: 'message', from: 'b', message: chosen }, 3);
+    assert.equal(machine.recovering, false);
+    assert.ok(learned.persist !== null, 'whole: written before it votes');
+    assert.deepEqual(learned.persist.promised, ballot);
+  });
+
+  it('answers a rebuilding node as one that forgot while its own state is lossy', () => {
+    const machine = rebuilding();
+    const forgot: LogMessage<string> = {
+      type: 'log.recovery',
+      incarnation: '00000000000000a1',
+      voting: false,
+      promised: null,
+      maxRound: 0,
+      floor: 0,
+      from: 0,
+      entries: [],
+      next: null,
+    };
+    machine.handle({ type: 'message', from: 'b', message: forgot }, 1);
+    const out = machine.handle({ type: 'message', from: 'c', message: forgot }, 2);
+    assert.deepEqual(
+      out.events.filter((e) => e.type === 'recovered'),
+      [{ type: 'recovered', lossy: true, floor: 0 }],
+    );
+    // Its memory is not whole until the new epoch applies: a node that rebuilt from it as if it
+    // were would not know it is lossy, and neither would a leader it helps elect.
+    assert.equal(machine.recoveryAnswer('00000000000000d1', 0, 3)?.type, 'log.recovery');
+    assert.deepEqual(
+      (machine.recoveryAnswer('00000000000000d1', 0, 3) as { voting: boolean }).voting,
+      false,
+    );
+    machine.clearLossy(1);
+    assert.equal(
+      (machine.recoveryAnswer('00000000000000d1', 0, 4) as { voting: boolean }).voting,
+      true,
+    );
   });
 
   it('serves only once its barrier is applied, then chooses commands in one round trip', () => {
