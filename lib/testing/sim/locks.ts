@@ -285,6 +285,18 @@ export class LockWorkload {
         if (task.kind !== 'acquiring' || task.seq !== e.seq) return;
         task.op.respondedAt = t;
         task.op.token = e.token;
+        // A holder is never answered with a token of the old epoch's replay (G2 at answer time).
+        if (this.#replayBelow !== null && e.token <= this.#replayBelow) {
+          const mine = `${app.client}#${e.seq}`;
+          const first = this.#tokensSeen.get(e.token);
+          if (first !== mine) {
+            this.#config.report(
+              'tokenOrder',
+              t,
+              `${mine} was answered token ${e.token}, at or below ${this.#replayBelow} (the highest before the last lossy recovery), first granted to ${first ?? 'a lost request'}`,
+            );
+          }
+        }
         this.#waiting.delete(task.op);
         const window: Window = {
           name: e.name,
