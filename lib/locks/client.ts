@@ -149,7 +149,12 @@ export class LockClient {
   readonly #deadlines = new TimeHeap<string>();
   #nextRead = 1;
   readonly #reads = new Map<number, Read>();
+  /** Where requests go: the lease's leader, or the one a redirect named. */
   #leader: NodeId | null = null;
+  /** The leader the lease last named (`setLeader`). */
+  #leaseLeader: NodeId | null = null;
+  /** When requests last followed a redirect to the leader it named. */
+  #hopAt = Number.NEGATIVE_INFINITY;
 
   constructor(config: LockClientConfig) {
     this.config = config;
@@ -177,9 +182,13 @@ export class LockClient {
     return h === undefined || h.awaitingValid ? null : { token: h.token, deadline: h.deadline };
   }
 
-  /** Whom requests go to; a change sends everything pending there at once. */
+  /**
+   * Whom the lease names as leader; a change sends everything pending there at once. (Called
+   * on every step: the same leader again keeps a redirect's better hint in force.)
+   */
   setLeader(leader: NodeId | null, now: number, sink: LockClientSink): void {
-    if (leader === this.#leader) return;
+    if (leader === this.#leaseLeader) return;
+    this.#leaseLeader = leader;
     this.#leader = leader;
     if (leader === null) return;
     for (const [seq, r] of this.#pending) this.#sendNow(seq, r);
@@ -250,20 +259,22 @@ export class LockClient {
         break;
       case 'lock.redirect': {
         if (message.incarnation !== this.config.owner.incarnation) return;
-        // That node does not lead. Named another leader: sent there at once. Otherwise sent
-        // again after the retry interval, to whoever this node then believes leads (never at
-        // once: two nodes that each think the other leads would bounce it back and forth).
-        const better = message.leader !== null && message.leader !== from && this.#leader === from;
-        if (better) this.#leader = message.leader;
+        // That node does not lead. Named another leader: sent there, at once but at most four
+        // times a retry interval (nodes whose views disagree must not bounce requests at the
+        // speed of the network). Otherwise sent again after the retry interval, to the leader
+        // the lease names.
+        if (this.#leader !== from) break;
+        const better = message.leader !== null && message.leader !== from;
+        this.#leader = better ? message.leader : this.#leaseLeader;
+        const hop = Math.max(now, this.#hopAt + this.config.retryMs / 4);
+        if (better) this.#hopAt = hop;
+        const at = better ? hop : now + this.config.retryMs;
         for (const seq of message.seqs) {
           const r = this.#pending.get(seq);
           if (r === undefined) continue;
-          if (better) {
-            this.#sendNow(seq, r);
-          } else {
-            r.sentAt = now;
-            this.#sends.push(now + this.config.retryMs, seq);
-          }
+          // Due at `at`: as if last sent a retry interval before it.
+          r.sentAt = at - this.config.retryMs;
+          this.#sends.push(at, seq);
         }
         break;
       }

@@ -228,10 +228,10 @@ export class LockService {
     for (const command of commands) {
       // A node speaks for its own holders only.
       if (command.holder.node !== from) continue;
+      this.#heard.set(ownerKey(command.holder), now);
       if (!this.#serving || (this.#holdUntil !== null && now < this.#holdUntil)) {
         this.#hold(command);
       } else {
-        this.#heard.set(ownerKey(command.holder), now);
         this.#propose(command, now, sink);
       }
     }
@@ -254,10 +254,7 @@ export class LockService {
   #releaseHeld(now: number, sink: LockServiceSink): void {
     const held = [...this.#held.values()];
     this.#held.clear();
-    for (const command of held) {
-      this.#heard.set(ownerKey(command.holder), now);
-      this.#propose(command, now, sink);
-    }
+    for (const command of held) this.#propose(command, now, sink);
   }
 
   /**
