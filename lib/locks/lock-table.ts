@@ -172,6 +172,11 @@ export class LockTable {
     return entry === undefined ? null : replay(command.seq, entry, command);
   }
 
+  /** How many deduplication entries `holder` keeps: answers it has not acknowledged yet. */
+  outstanding(holder: Owner): number {
+    return this.#sessions.get(ownerKey(holder))?.entries.size ?? 0;
+  }
+
   /** Every holder with a place in some queue, in order of creation. */
   *waitingHolders(): IterableIterator<Owner> {
     for (const session of this.#sessions.values()) {

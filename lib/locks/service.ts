@@ -77,6 +77,8 @@ interface Timer {
 
 const DEFAULT_REPLY_BYTES = 32 * 1024;
 const DEFAULT_MAX_HELD = 65_536;
+/** How many `maxTtlMs` an idle holder with unacknowledged answers is kept before retiring. */
+const RETIRE_UNACKED_FACTOR = 16;
 /** Holders named in one `abandon` or `retire` command. */
 const HOLDERS_PER_COMMAND = 256;
 
@@ -462,11 +464,21 @@ export class LockService {
     const retire: Owner[] = [];
     for (const holder of table.sessions()) {
       const key = ownerKey(holder);
-      if (!table.isIdle(holder)) continue;
+      // Holding or waiting, or heard from lately (a holder whose answers were lost still sends
+      // its finished requests again: retired, a retry would be applied afresh and answered
+      // wrongly, a release as `not-held` say).
+      if (!table.isIdle(holder) || this.#heard.has(key)) continue;
       seen.add(key);
       const idle = this.#idleSince.get(key);
+      // A holder that has not yet acknowledged the answers to its last requests (it sends no
+      // more, or it is cut off and will send them again) is given far longer: retired, it
+      // would be answered afresh. One that has is forgotten after `maxTtlMs`.
+      const after =
+        table.outstanding(holder) > 0
+          ? RETIRE_UNACKED_FACTOR * this.config.maxTtlMs
+          : this.config.maxTtlMs;
       if (idle === undefined) this.#idleSince.set(key, { holder, since: now });
-      else if (now - idle.since >= this.config.maxTtlMs) retire.push(holder);
+      else if (now - idle.since >= after) retire.push(holder);
     }
     for (const key of this.#idleSince.keys()) if (!seen.has(key)) this.#idleSince.delete(key);
     for (let i = 0; i < retire.length; i += HOLDERS_PER_COMMAND) {

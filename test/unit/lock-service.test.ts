@@ -155,3 +155,47 @@ describe('LockService', () => {
     assert.deepEqual(replies(retry), ['b:ended']);
   });
 });
+
+describe('LockService: retiring idle holders', () => {
+  it('keeps a holder that still sends, and one whose answers it has not acknowledged, far longer', () => {
+    const { service, apply } = servingLeader();
+    service.startServing(0, sink());
+    // b takes and gives back a lock: idle, with its release's answer not yet acknowledged.
+    const out = sink();
+    service.request('b', [acquire(B, 1, 'x', false)], 1, out);
+    apply(out.propose);
+    const rel = sink();
+    service.request(
+      'b',
+      [{ op: 'release', holder: B, seq: 2, acked: 2, name: 'x', token: (1n << 20n) + 2n }],
+      2,
+      rel,
+    );
+    apply(rel.propose);
+    const retired = (from: number, to: number, resend: boolean): number | null => {
+      for (let t = from; t <= to; t += 500) {
+        const s = sink();
+        if (resend) {
+          service.request(
+            'b',
+            [{ op: 'release', holder: B, seq: 2, acked: 2, name: 'x', token: (1n << 20n) + 2n }],
+            t,
+            s,
+          );
+        }
+        service.tick(t, s);
+        if (s.propose.some((c) => c.op === 'retire' && c.holders.some((h) => h.node === 'b'))) {
+          return t;
+        }
+      }
+      return null;
+    };
+    // Its answer lost, b sends the release again and again: never retired (a retried release
+    // applied afresh would be answered `not-held`).
+    assert.equal(retired(500, 20 * MAX_TTL_MS, true), null);
+    // Silent from now on, with an answer it never acknowledged: kept 16 × maxTtlMs.
+    const silentFrom = 20 * MAX_TTL_MS;
+    const at = retired(silentFrom + 500, silentFrom + 20 * MAX_TTL_MS, false);
+    assert.ok(at !== null && at - silentFrom >= 16 * MAX_TTL_MS, `retired after ${at}`);
+  });
+});
