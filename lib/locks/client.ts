@@ -162,6 +162,15 @@ export class LockClient {
     this.#maxRequestBytes = config.maxRequestBytes ?? DEFAULT_REQUEST_BYTES;
   }
 
+  /**
+   * Where a holder's window from request `seq` starts: its first send (retries never move it).
+   * Production never overrides this; it is a hook for the broken variants of the tests
+   * (test/sim/lock-mutants.ts), which time the window from the answer or the latest retry.
+   */
+  protected validFrom(firstSentAt: number, _seq: number, _now: number): number {
+    return firstSentAt;
+  }
+
   /** How long a grant of `ttlMs` is valid for its holder, from the first send. */
   validMs(ttlMs: number): number {
     const rho = this.config.maxClockDrift;
@@ -382,14 +391,15 @@ export class LockClient {
           this.#giveBack(reply.name, reply.token, sink);
           return;
         }
-        const deadline = first + this.validMs(reply.ttlMs);
+        const from = this.validFrom(first, reply.seq, now);
+        const deadline = from + this.validMs(reply.ttlMs);
         const held: Held = {
           name: reply.name,
           token: reply.token,
           ttlMs: reply.ttlMs,
           seq: reply.seq,
           deadline,
-          renewAt: first + this.validMs(reply.ttlMs) / 3,
+          renewAt: from + this.validMs(reply.ttlMs) / 3,
           renewing: null,
           awaitingValid: now >= deadline,
         };
@@ -501,9 +511,10 @@ export class LockClient {
         }
         return;
       }
-      const deadline = first + this.validMs(h.ttlMs);
+      const from = this.validFrom(first, request.command.seq, now);
+      const deadline = from + this.validMs(h.ttlMs);
       if (deadline > h.deadline) h.deadline = deadline;
-      h.renewAt = first + this.validMs(h.ttlMs) / 3;
+      h.renewAt = from + this.validMs(h.ttlMs) / 3;
       this.#renewals.push(h.renewAt, name);
       this.#deadlines.push(h.deadline, name);
       if (h.awaitingValid) {

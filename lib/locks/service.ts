@@ -13,7 +13,7 @@ import { replyBytes } from './size.js';
  * leads). A restored snapshot replaces the table whole.
  */
 export class LockStateMachine implements StateMachine<LockCommand> {
-  #table = new LockTable();
+  #table = this.createTable(null);
   onApplied: (result: ApplyResult, command: LockCommand) => void = () => undefined;
 
   get table(): LockTable {
@@ -30,11 +30,20 @@ export class LockStateMachine implements StateMachine<LockCommand> {
 
   restore(text: string): boolean {
     try {
-      this.#table = decodeSnapshot(text);
+      this.#table = this.createTable(text);
       return true;
     } catch {
       return false;
     }
+  }
+
+  /**
+   * An empty table, or one from snapshot `text` (throwing as `decodeSnapshot` does). Production
+   * never overrides this; the broken variants of the tests (test/sim/lock-mutants.ts) run their
+   * own kind of table. Runs as the machine is built: an override must not read its own fields.
+   */
+  protected createTable(text: string | null): LockTable {
+    return text === null ? new LockTable() : decodeSnapshot(text);
   }
 }
 
@@ -427,7 +436,7 @@ export class LockService {
 
   /** Starts (or restarts) `grant`'s timer at `now` (null: the time of the current step). */
   #startTimer(grant: Grant, now: number | null): void {
-    const at = (now ?? this.#now) + grant.ttlMs;
+    const at = this.timerStart(grant, now ?? this.#now, now !== null) + grant.ttlMs;
     this.#timers.set(grant.name, {
       token: grant.token,
       version: grant.version,
@@ -435,6 +444,15 @@ export class LockService {
       proposed: false,
     });
     this.#heap.push(at, grant.name);
+  }
+
+  /**
+   * Where `grant`'s timer starts: at `start`, the takeover (`takeover`) or the step in which its
+   * grant or renew applied. Production never overrides this; it is a hook for the broken
+   * variants of the tests (test/sim/lock-mutants.ts), which start timers earlier.
+   */
+  protected timerStart(_grant: Grant, start: number, _takeover: boolean): number {
+    return start;
   }
 
   /** The current step's clock reading, for timers started while applying. */

@@ -351,6 +351,8 @@ export class LogMachine<C> {
     }
     this.#leader = new LogLeaderTerm<C>(term, ballot, deadline);
     this.#prepare(now, out);
+    // No barrier yet: serves nothing (but in a broken variant of the tests).
+    this.#maybeServe(out);
     return this.#finish(now, out);
   }
 
@@ -560,6 +562,8 @@ export class LogMachine<C> {
     leader.restart(ballot);
     if (wasServing) out.events.push({ type: 'unserving', term: leader.term });
     this.#prepare(now, out);
+    // No barrier yet: serves nothing (but in a broken variant of the tests).
+    this.#maybeServe(out);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -614,19 +618,35 @@ export class LogMachine<C> {
       this.#persist(out);
       out.events.push({ type: 'recovered', lossy: this.#lossy, floor: this.#applied });
     }
-    const leader = this.#leader;
-    if (
-      leader !== null &&
-      !leader.serving &&
-      leader.barrier !== null &&
-      this.#applied >= leader.barrier
-    ) {
-      leader.serving = true;
-      let lossy = false;
-      for (const p of leader.promisers.values()) if (p.next === null && p.lossy) lossy = true;
-      out.events.push({ type: 'serving', term: leader.term, slot: leader.barrier, lossy });
-    }
+    this.#maybeServe(out);
     this.#maybeFetch(now, out);
+  }
+
+  /** The leader starts serving (its takeover) once its barrier is applied. */
+  #maybeServe(out: LogOutput<C>): void {
+    const leader = this.#leader;
+    if (leader === null || leader.serving || !this.serves(leader.barrier, this.#applied)) return;
+    leader.serving = true;
+    let lossy = false;
+    for (const p of leader.promisers.values()) if (p.next === null && p.lossy) lossy = true;
+    // (`serves` holds only once the barrier is set, but in a broken variant of the tests.)
+    const slot = leader.barrier ?? this.#applied;
+    out.events.push({ type: 'serving', term: leader.term, slot, lossy });
+  }
+
+  /**
+   * Whether a leader whose barrier is `barrier` (null: not proposed yet) serves once `applied`
+   * is: when its barrier is, and so every slot before it (M3). This rule and `inVoteWindow` are
+   * never overridden in production; they are hooks for the broken variants of the tests
+   * (test/sim/lock-mutants.ts).
+   */
+  protected serves(barrier: number | null, applied: number): boolean {
+    return barrier !== null && applied >= barrier;
+  }
+
+  /** Whether a reply that arrives at `now` counts for a send at `sentAt`: within W of it (M5). */
+  protected inVoteWindow(sentAt: number, now: number): boolean {
+    return now <= sentAt + this.#windowMs;
   }
 
   /** Whether this acceptor holds `value` for `slot` (so storage has it already). */
@@ -880,7 +900,7 @@ export class LogMachine<C> {
       if (message.attempt !== leader.prepareAttempt || message.from !== leader.prepareFrom) {
         return;
       }
-      if (now > leader.prepareSentAt + this.#windowMs) return;
+      if (!this.inVoteWindow(leader.prepareSentAt, now)) return;
       leader.promisers.set(from, {
         floor: message.floor,
         applied: message.applied,
@@ -1030,7 +1050,7 @@ export class LogMachine<C> {
     const leader = this.#leader;
     if (leader === null) return;
     const sent = leader.attempts.get(attempt);
-    if (sent === undefined || now > sent.sentAt + this.#windowMs) return;
+    if (sent === undefined || !this.inVoteWindow(sent.sentAt, now)) return;
     let chose = false;
     for (const slot of sent.slots) {
       const p = leader.proposals.get(slot);

@@ -7,10 +7,20 @@ import {
   type LeaseRecord,
 } from '../lease/machine.js';
 import type { LeaseMessage } from '../lease/messages.js';
-import { LockClient, type LockClientEvent, type LockClientSink } from '../locks/client.js';
+import {
+  LockClient,
+  type LockClientConfig,
+  type LockClientEvent,
+  type LockClientSink,
+} from '../locks/client.js';
 import type { LockCommand } from '../locks/commands.js';
 import type { ClientCommand, LockMessage } from '../locks/messages.js';
-import { LockService, LockStateMachine, type LockServiceSink } from '../locks/service.js';
+import {
+  LockService,
+  LockStateMachine,
+  type LockServiceConfig,
+  type LockServiceSink,
+} from '../locks/service.js';
 import { commandBytes } from '../locks/size.js';
 import type { LogMessage } from '../log/messages.js';
 import {
@@ -18,6 +28,7 @@ import {
   type LogConfig,
   type LogEvent,
   type LogOutput,
+  type LogRecord,
   type LogUpdate,
 } from '../log/multi-paxos.js';
 import { earliest, emptyOutput } from '../paxos/output.js';
@@ -99,8 +110,8 @@ export class ReplicaMachine {
   constructor(config: ReplicaConfig, restored: ReplicaRecord | null) {
     this.config = config;
     this.lease = this.createLease(config, restored?.lease ?? null);
-    this.locks = new LockStateMachine();
-    this.log = new LogMachine<LockCommand>(
+    this.locks = this.createLocks();
+    this.log = this.createLog(
       {
         id: config.id,
         incarnation: config.incarnation,
@@ -118,7 +129,7 @@ export class ReplicaMachine {
       },
       restored?.log ?? null,
     );
-    this.service = new LockService(
+    this.service = this.createService(
       {
         id: config.id,
         leaseMs: config.leaseMs,
@@ -133,7 +144,7 @@ export class ReplicaMachine {
       served(result, command);
       if (command.op === 'epoch') this.log.clearLossy(this.log.applied);
     };
-    this.client = new LockClient({
+    this.client = this.createClient({
       owner: this.lease.owner,
       maxClockDrift: config.maxClockDrift,
       marginMs: config.marginMs,
@@ -141,9 +152,32 @@ export class ReplicaMachine {
     });
   }
 
-  /** The broken variants in the tests substitute their own lease machine here. */
+  /**
+   * The broken variants of the tests (test/sim/mutants.ts, test/sim/lock-mutants.ts) substitute
+   * their own parts here; production never overrides these. They run in the constructor, in this
+   * order: lease, locks, log, service, client.
+   */
   protected createLease(config: LeaseConfig, restored: LeaseRecord | null): LeaseMachine {
     return new LeaseMachine(config, restored);
+  }
+
+  protected createLocks(): LockStateMachine {
+    return new LockStateMachine();
+  }
+
+  protected createLog(
+    config: LogConfig<LockCommand>,
+    restored: LogRecord<LockCommand> | null,
+  ): LogMachine<LockCommand> {
+    return new LogMachine<LockCommand>(config, restored);
+  }
+
+  protected createService(config: LockServiceConfig, machine: LockStateMachine): LockService {
+    return new LockService(config, machine);
+  }
+
+  protected createClient(config: LockClientConfig): LockClient {
+    return new LockClient(config);
   }
 
   start(now: number): ReplicaOutput {

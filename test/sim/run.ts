@@ -8,7 +8,9 @@
  *   --periods N        lease periods per run (default 200)
  *   --trace            print the trace of one seed (identical on every run)
  *   --json             print each seed's summary as a JSON line
- *   --variant M#E      substitute machines: module M's export E ({ createLease, createDecree })
+ *   --variant M#E      substitute machines: module M's export E ({ createLease, createDecree,
+ *                      createReplica }), or a broken variant by name (test/sim/mutants.ts, and
+ *                      test/sim/lock-mutants.ts with --locks)
  *   --locks            the lock workload: each node runs the whole replica and takes locks
  *   --workers N        worker threads (default: one per core)
  *   --stop             end each run at its first violation

@@ -9,9 +9,10 @@ type Factories = Pick<SimulateOptions, 'createLease' | 'createDecree' | 'createR
 const loaded = new Map<string, Factories>();
 
 /**
- * Loads a variant: a name from the broken lease variants of ./mutants.js (`timerFromMajority`),
- * or `path/to/module.js#exportName` (relative to the working directory) exporting an object
- * with `createLease` and/or `createDecree`.
+ * Loads a variant: a name from the broken lease variants of ./mutants.js (`timerFromMajority`)
+ * or from the broken lock and log variants of ./lock-mutants.js (`expireIgnoresVersion`, for
+ * the lock workload), or `path/to/module.js#exportName` (relative to the working directory)
+ * exporting an object with `createLease`, `createDecree` and/or `createReplica`.
  */
 export async function loadVariant(variant: string): Promise<Factories> {
   const known = loaded.get(variant);
@@ -19,12 +20,17 @@ export async function loadVariant(variant: string): Promise<Factories> {
   let factories: Factories | undefined;
   if (!variant.includes('#')) {
     const module = (await import('./mutants.js')) as { LEASE_MUTANTS: Record<string, unknown> };
+    const locks = (await import('./lock-mutants.js')) as {
+      LOCK_MUTANTS: Record<string, unknown>;
+    };
     const createLease = module.LEASE_MUTANTS[variant] as Factories['createLease'] | undefined;
-    if (createLease === undefined) {
-      const names = Object.keys(module.LEASE_MUTANTS).join(', ');
-      throw new Error(`unknown variant ${variant}; known: ${names}`);
+    const createReplica = locks.LOCK_MUTANTS[variant] as Factories['createReplica'] | undefined;
+    if (createLease !== undefined) factories = { createLease };
+    else if (createReplica !== undefined) factories = { createReplica };
+    else {
+      const names = [...Object.keys(module.LEASE_MUTANTS), ...Object.keys(locks.LOCK_MUTANTS)];
+      throw new Error(`unknown variant ${variant}; known: ${names.join(', ')}`);
     }
-    factories = { createLease };
   } else {
     const [path = '', name = 'default'] = variant.split('#');
     const module = (await import(pathToFileURL(resolve(path)).href)) as Record<string, unknown>;

@@ -14,6 +14,9 @@ export const PROFILES = [
   'lateReplies',
   'driftCuts',
   'duels',
+  'lockTimers',
+  'lockDrift',
+  'lateGrants',
 ] as const;
 
 export type ProfileName = (typeof PROFILES)[number];
@@ -61,6 +64,17 @@ export interface FaultRates {
    * campaigns as soon as the lease it last heard of lapses, all at about the same time.
    */
   readonly crashLeaderAtHeal: number;
+  /**
+   * With the lock workload, a probability per grant the leader answers: the answer is held until
+   * just before the grant's TTL runs out on the leader, and the leader's Accepts are slowed
+   * meanwhile, so the holder's renew races the leader's expire (see GrantTrap).
+   */
+  readonly lateGrantTrap: number;
+  /**
+   * With the lock workload, a probability per lock request carrying a renew: that node's lock
+   * requests are lost for one to four lease periods, from that one on (see LockAdversary).
+   */
+  readonly muteRenewals: number;
 }
 
 export const NO_FAULTS: FaultRates = Object.freeze({
@@ -78,6 +92,8 @@ export const NO_FAULTS: FaultRates = Object.freeze({
   keepStorage: 0.5,
   staleAcceptTrap: 0,
   crashLeaderAtHeal: 0,
+  lateGrantTrap: 0,
+  muteRenewals: 0,
 });
 
 /** Everything one run is made of, drawn from its seed (and the few options given). */
@@ -147,6 +163,11 @@ export function deriveParams(options: ParamOptions): SimParams {
     leaseMs = Math.round(1000 * 30 ** logLease);
     maxClockDrift = rhoDraw < 0.5 ? 0.01 : 0.05;
   }
+  if (profile === 'lockDrift') {
+    // Clocks at a bound near its limit (0.1), where a holder's allowance for drift is largest.
+    drift = 'bound';
+    maxClockDrift = 0.09;
+  }
   const marginMs = 10;
   if (profile === 'duels') {
     // One-way delays at the bound of the liveness assumption: a round takes up to L/4.
@@ -196,6 +217,8 @@ function drawRates(rng: Rng, profile: ProfileName): FaultRates {
     // Not drawn: only the profiles aimed at them set these.
     staleAcceptTrap: 0,
     crashLeaderAtHeal: 0,
+    lateGrantTrap: 0,
+    muteRenewals: 0,
   };
   switch (profile) {
     case 'default':
@@ -273,6 +296,22 @@ function drawRates(rng: Rng, profile: ProfileName): FaultRates {
         oneWay: base.oneWay * 3,
         crash: base.crash / 2,
       };
+    case 'lockTimers':
+      return lockTimerRates(base);
+    case 'lockDrift':
+      // As 'lockTimers', on clocks at a drift bound of 0.09 (see deriveParams).
+      return lockTimerRates(base);
+    case 'lateGrants':
+      // Grants whose answers come late, just before their TTL runs out on the leader (the
+      // late-grant adversary, see LockAdversary), and fewer crashes: a holder that renews as
+      // the leader expires.
+      return {
+        ...base,
+        crash: base.crash / 4,
+        gracefulStop: base.gracefulStop / 4,
+        crashAfterSend: base.crashAfterSend / 4,
+        lateGrantTrap: 0.3,
+      };
     case 'duels':
       // The leader dies at the heal on a slow network, and its successors all campaign as its
       // lease lapses: how quickly their duel ends is what the liveness bound then measures.
@@ -282,6 +321,21 @@ function drawRates(rng: Rng, profile: ProfileName): FaultRates {
       throw new Error(`unknown profile ${String(never)}`);
     }
   }
+}
+
+/**
+ * Holders that stop renewing while the leader's TTL timers run on: the mute-holder adversary
+ * (see LockAdversary), and fewer crashes, which would end their windows. A holder that times
+ * its window too long, or a leader that starts its timers too early, shows here.
+ */
+function lockTimerRates(base: FaultRates): FaultRates {
+  return {
+    ...base,
+    crash: base.crash / 4,
+    gracefulStop: base.gracefulStop / 4,
+    crashAfterSend: base.crashAfterSend / 4,
+    muteRenewals: 0.1,
+  };
 }
 
 /** A uniform draw on a log scale between `lo` and `hi`. */

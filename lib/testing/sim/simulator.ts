@@ -39,6 +39,7 @@ import { ownerKey, type Output } from '../../types.js';
 import { Checker, type Violation } from './checker.js';
 import { DriftClock } from './clock.js';
 import { formatEvent, formatJson, formatMessage } from './format.js';
+import { LockAdversary } from './lock-adversary.js';
 import { LockWorkload } from './locks.js';
 import {
   deriveParams,
@@ -298,6 +299,8 @@ class Simulation {
   readonly #createReplica: ReplicaFactory;
   /** The lock workload, when the run has one. */
   readonly #locks: LockWorkload | null;
+  /** The adversaries of the lock profiles, when the run has one. */
+  readonly #lockAdversary: LockAdversary | null;
   // Independent streams, so that a change in one kind of randomness leaves the others alone.
   readonly #faultRng: Rng;
   readonly #nodeRng: Rng;
@@ -383,6 +386,10 @@ class Simulation {
               this.#checker.report(kind, t, description);
             },
           })
+        : null;
+    this.#lockAdversary =
+      this.#locks !== null && (p.rates.lateGrantTrap > 0 || p.rates.muteRenewals > 0)
+        ? new LockAdversary(p, createRng(mix(p.seed, 7)), this.#healAt)
         : null;
   }
 
@@ -721,6 +728,18 @@ class Simulation {
       } else if (msg.type === 'lease.accepted') {
         risky = true;
         if (this.#trap !== null) this.#springOnVote(node, msg.ballot, t);
+      } else if (this.#lockAdversary !== null) {
+        const adversary = this.#lockAdversary;
+        const at = adversary.holdGrant(node.index, node.clock.rate, msg, t);
+        if (at !== null) {
+          this.#line(`${t} hold ${node.id} ${env.to} until ${at}`);
+          this.#send(node, env.to, msg, t, at - t);
+          continue;
+        }
+        if (adversary.mutes(node.index, msg, t)) {
+          this.#line(`${t} mute ${node.id} ${env.to}`);
+          continue;
+        }
       }
       this.#send(node, env.to, msg, t);
     }
@@ -901,14 +920,16 @@ class Simulation {
 
   // The network
 
-  #send(node: SimNode, to: string, msg: Message, t: number): void {
+  /** Sends `msg` over the network; `heldMs`: an adversary holds it that long first. */
+  #send(node: SimNode, to: string, msg: Message, t: number, heldMs = 0): void {
     this.#counts.messages++;
     const dest = this.#index.get(to);
     if (dest === undefined) return;
     const delays = this.#delays;
     const copies = this.#net.transmit(node.index, dest, t, delays);
+    const extra = heldMs + (this.#lockAdversary?.extraDelay(node.index, msg, t) ?? 0);
     for (let c = 0; c < copies; c++) {
-      this.#push(DELIVER, t + (delays[c] ?? 0), dest, 0, 0, node.index, msg);
+      this.#push(DELIVER, t + (delays[c] ?? 0) + extra, dest, 0, 0, node.index, msg);
     }
   }
 
