@@ -169,9 +169,9 @@ export class ReplicaScenario {
   /** Runs every message and timer due up to true instant `until`, in due order. */
   runUntil(until: number): void {
     for (;;) {
-      const next = this.#next();
+      const next = this.#peek();
       if (next === undefined || next.at > until) break;
-      this.#run(next);
+      this.#run(this.#take());
     }
     this.t = Math.max(this.t, until);
   }
@@ -185,12 +185,12 @@ export class ReplicaScenario {
   runUntilTrue(predicate: () => boolean, maxMs: number, what = 'the condition'): void {
     const limit = this.t + maxMs;
     while (!predicate()) {
-      const next = this.#next();
+      const next = this.#peek();
       assert.ok(
         next !== undefined && next.at <= limit,
         `${what} did not happen within ${maxMs} ms`,
       );
-      this.#run(next);
+      this.#run(this.#take());
     }
   }
 
@@ -242,10 +242,17 @@ export class ReplicaScenario {
     this.#queue.push({ at, seq: this.#seq++, kind, node, wire });
   }
 
-  #next(): Pending | undefined {
+  /** The next event due, left in the queue. */
+  #peek(): Pending | undefined {
     this.#queue.sort((a, b) => a.at - b.at || a.seq - b.seq);
+    return this.#queue[0];
+  }
+
+  /** Takes the next event due (there is one: `#peek` said so) and moves the clock to it. */
+  #take(): Pending {
     const next = this.#queue.shift();
-    if (next !== undefined) this.t = Math.max(this.t, next.at);
+    assert.ok(next !== undefined);
+    this.t = Math.max(this.t, next.at);
     return next;
   }
 
