@@ -105,17 +105,35 @@ const CASES: readonly Case[] = [
   },
 ];
 
+/**
+ * Variants that cannot change a replica's run (docs/design.md, "Broken lock and log variants"):
+ * each must give the correct core's traces, hash for hash. `countsLateReplies`: the replica
+ * drives its log (re-sending what waited a retry interval) before it handles each message, so
+ * no reply it counts is older than min(W/2, L/8). Should that order change, this fails, and the
+ * variant needs an adversary and a place in CASES.
+ */
+const UNREACHABLE: readonly Omit<Case, 'kinds'>[] = [
+  {
+    variant: 'countsLateReplies',
+    label: 'replies counted outside the vote window W',
+    profile: 'lateReplies',
+    seeds: 6,
+    periods: 40,
+    nodes: 5,
+  },
+];
+
 /** The share of its seeds on which every variant must be caught. */
 const MIN_RATE = 0.05;
 
 const FIRST_SEED = 1;
 
 /** Profile, run length and cluster size: the correct core runs each shape a variant uses. */
-function shapeOf(c: Case): string {
+function shapeOf(c: Omit<Case, 'kinds'>): string {
   return `'${c.profile}' × ${c.periods} periods${c.nodes === undefined ? '' : `, ${c.nodes} nodes`}`;
 }
 
-function jobsFor(c: Case, variant: string | undefined): SeedJob[] {
+function jobsFor(c: Omit<Case, 'kinds'>, variant: string | undefined): SeedJob[] {
   return Array.from({ length: c.seeds }, (_, i) => ({
     seed: FIRST_SEED + i,
     profile: c.profile,
@@ -147,9 +165,15 @@ describe('broken variants of the lock and log core (detection on fixed seeds)', 
         owners.push({ key: c.variant, broken: true });
       }
     }
+    for (const c of UNREACHABLE) {
+      for (const job of jobsFor(c, c.variant)) {
+        jobs.push(job);
+        owners.push({ key: c.variant, broken: true });
+      }
+    }
     // The correct core on every run shape used, over the largest seed range used with it.
-    const shapes = new Map<string, Case>();
-    for (const c of CASES) {
+    const shapes = new Map<string, Omit<Case, 'kinds'>>();
+    for (const c of [...CASES, ...UNREACHABLE]) {
       const known = shapes.get(shapeOf(c));
       if (known === undefined || known.seeds < c.seeds) shapes.set(shapeOf(c), c);
     }
@@ -199,6 +223,19 @@ describe('broken variants of the lock and log core (detection on fixed seeds)', 
       assert.ok(
         hits.length >= MIN_RATE * c.seeds,
         `caught on ${hits.length} of ${c.seeds} seeds of ${shapeOf(c)}, below ${100 * MIN_RATE}%`,
+      );
+    });
+  }
+
+  for (const c of UNREACHABLE) {
+    it(`runs ${c.variant} as the correct core: ${c.label}`, () => {
+      const runs = caught.get(c.variant) ?? [];
+      const same = (correct.get(shapeOf(c)) ?? []).slice(0, c.seeds);
+      assert.equal(runs.length, c.seeds);
+      assert.deepEqual(
+        runs.map((r) => `seed ${r.seed}: ${r.traceHash}`),
+        same.map((r) => `seed ${r.seed}: ${r.traceHash}`),
+        `${c.variant} changed a run of ${shapeOf(c)}`,
       );
     });
   }
