@@ -71,6 +71,7 @@ function foldLog(
     snapshot,
     accepted: [...bySlot.values()].sort((a, b) => a.slot - b.slot),
     chosen: [...chosen.values()].sort((a, b) => a.slot - b.slot),
+    lossyAbove: update.lossyAbove ?? null,
   };
 }
 
@@ -141,6 +142,10 @@ function checkLog(x: unknown, update: boolean): void {
       typeof snapshot['text'] !== 'string')
   ) {
     throw new InvalidMessageError('stored record: bad snapshot');
+  }
+  const lossyAbove = x['lossyAbove'];
+  if (lossyAbove !== undefined && lossyAbove !== null && !Number.isSafeInteger(lossyAbove)) {
+    throw new InvalidMessageError('stored record: bad lossyAbove');
   }
 }
 

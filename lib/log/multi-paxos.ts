@@ -86,6 +86,11 @@ export interface LogRecord<C> {
    * (learned by catching up): replayed at a restart, so what it applied is never forgotten.
    */
   readonly chosen: readonly SlotValue<C>[];
+  /**
+   * Set while its state is lossy (rebuilt after a majority lost its memory, until a new epoch
+   * applied above this slot): a restart from this record is lossy still. Absent: not lossy.
+   */
+  readonly lossyAbove?: number | null;
 }
 
 /**
@@ -99,6 +104,8 @@ export interface LogUpdate<C> {
   /** Applied without having been accepted here (see LogRecord). */
   readonly chosen: readonly SlotValue<C>[];
   readonly snapshot: { readonly slot: number; readonly text: string } | null;
+  /** See LogRecord: replaces the stored value (absent: not lossy). */
+  readonly lossyAbove?: number | null;
 }
 
 export type LogEvent =
@@ -246,6 +253,13 @@ export class LogMachine<C> {
     this.#savedPromise = restored?.promised ?? null;
     this.#savedMaxRound = this.#maxRound;
     this.#savedSnapshotSlot = snapshot?.slot ?? 0;
+    // Lossy still, if it was when it stopped: the epoch that ends it has not applied here.
+    const lossyAbove = restored?.lossyAbove ?? null;
+    if (lossyAbove !== null) {
+      this.#lossy = true;
+      this.#lossyAbove = lossyAbove;
+    }
+    this.#savedLossy = this.#lossy;
     this.#recovery =
       restored === null && config.recovers === true
         ? new LogRecovery<C>({ peers: config.peers, self: config.id, retryMs: config.leaseMs / 8 })
@@ -274,6 +288,9 @@ export class LogMachine<C> {
   clearLossy(slot: number): void {
     if (slot > this.#lossyAbove) this.#lossy = false;
   }
+
+  /** Whether the lossy state on disk is out of date. */
+  #savedLossy = false;
 
   /** About how many bytes an entry with `value` takes in a frame (ballot and slot included). */
   #valueBytes(value: LogValue<C>): number {
@@ -1351,6 +1368,7 @@ export class LogMachine<C> {
       this.#unsavedChosen.length === 0 &&
       this.#unsavedSnapshot === null &&
       this.#savedMaxRound === this.#maxRound &&
+      this.#savedLossy === this.#lossy &&
       ballotEquals(this.#savedPromise, promised)
     ) {
       return;
@@ -1362,11 +1380,13 @@ export class LogMachine<C> {
       accepted: earlier.length === 0 ? this.#unsaved : [...earlier, ...this.#unsaved],
       chosen: [...(out.persist?.chosen ?? []), ...this.#unsavedChosen],
       snapshot: this.#unsavedSnapshot ?? out.persist?.snapshot ?? null,
+      lossyAbove: this.#lossy ? this.#lossyAbove : null,
     };
     this.#unsaved = [];
     this.#unsavedChosen = [];
     this.#unsavedSnapshot = null;
     this.#savedPromise = promised;
     this.#savedMaxRound = this.#maxRound;
+    this.#savedLossy = this.#lossy;
   }
 }

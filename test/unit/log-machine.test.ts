@@ -133,6 +133,74 @@ describe('Multi-Paxos log', () => {
     );
   });
 
+  it('stays lossy across a restart with storage until the new epoch applies', () => {
+    const machine = rebuilding();
+    const forgot: LogMessage<string> = {
+      type: 'log.recovery',
+      incarnation: '00000000000000a1',
+      voting: false,
+      promised: null,
+      maxRound: 3,
+      floor: 0,
+      from: 0,
+      entries: [],
+      next: null,
+    };
+    machine.handle({ type: 'message', from: 'b', message: forgot }, 1);
+    const out = machine.handle({ type: 'message', from: 'c', message: forgot }, 2);
+    assert.ok(out.persist !== null);
+    assert.equal(out.persist.lossyAbove, 0);
+    const record = {
+      promised: out.persist.promised,
+      maxRound: out.persist.maxRound,
+      snapshot: null,
+      accepted: out.persist.accepted,
+      chosen: out.persist.chosen,
+      lossyAbove: out.persist.lossyAbove,
+    };
+    // Restarted from that disk: still lossy (a node rebuilding from it must count it as one
+    // that forgot, or the next leader serves the old epoch's table).
+    const again = new LogMachine<string>(
+      {
+        id: 'a',
+        incarnation: '00000000000000a2',
+        peers: ['a', 'b', 'c'],
+        leaseMs: L,
+        maxClockDrift: RHO,
+        marginMs: MARGIN,
+        stateMachine: new Journal(),
+        sizeOf: (c) => c.length,
+        voting: () => true,
+        recovers: true,
+        silentUntil: () => 0,
+        durable: true,
+      },
+      record,
+    );
+    assert.equal(again.lossy, true);
+    assert.equal(
+      (again.recoveryAnswer('00000000000000d1', 0, 3) as { voting: boolean }).voting,
+      false,
+    );
+    // The epoch applied: the next write says so.
+    again.clearLossy(1);
+    const next = again.handle(
+      {
+        type: 'message',
+        from: 'b',
+        message: {
+          type: 'log.prepare',
+          ballot: { round: 9, node: 'b', incarnation: '00000000000000b1' },
+          attempt: 1,
+          from: 1,
+        },
+      },
+      4,
+    );
+    assert.ok(next.persist !== null);
+    assert.equal(next.persist.lossyAbove, null);
+  });
+
   it('serves only once its barrier is applied, then chooses commands in one round trip', () => {
     const h = new LogHarness(['a', 'b', 'c']);
     h.lead('a', 1);
