@@ -13,6 +13,7 @@ import { snapshot } from '../counters.js';
 import { ConfigError, InvariantError, NotStartedError } from '../errors.js';
 import type { FollowerHandler, LeaderChange, LeaderHandler, NodeEvents } from '../events.js';
 import type { LeaseEvent } from '../lease/machine.js';
+import type { ClientCommand } from '../locks/messages.js';
 import type { LogEvent } from '../log/multi-paxos.js';
 import { errorFields } from '../logger.js';
 import {
@@ -32,7 +33,7 @@ import {
 } from '../replica/machine.js';
 import type { SettingsRefusal, Transport } from '../transport.js';
 import { ownerEquals, type NodeId } from '../types.js';
-import { Driver } from './driver.js';
+import { Driver, type MessageJoin } from './driver.js';
 import { LeaderRole } from './leader.js';
 import type { Lock } from './lock-handle.js';
 import { LockManager, type LockInfo, type LockOptions } from './locks.js';
@@ -60,6 +61,23 @@ function isReplicaMessage(message: ProtocolMessage): message is ReplicaMessage {
   const type = message.type;
   return type.startsWith('lease.') || type.startsWith('log.') || type.startsWith('lock.');
 }
+
+/**
+ * Lock requests of one node that arrive in one turn go to the replica as one: the leader then
+ * proposes their commands together, in one log slot, as if the holder had sent them in one frame
+ * (its client does that with whatever waits when it sends).
+ */
+const JOIN_LOCK_REQUESTS: MessageJoin<ReplicaMessage> = Object.freeze({
+  joinable: (message: ReplicaMessage): boolean => message.type === 'lock.request',
+  join: (messages: readonly ReplicaMessage[]): ReplicaMessage => {
+    const commands: ClientCommand[] = [];
+    for (const m of messages) {
+      if (m.type !== 'lock.request') continue;
+      for (const c of m.commands) commands.push(c);
+    }
+    return { type: 'lock.request', commands };
+  },
+});
 
 /**
  * One replica's membership in a synod cluster: it takes part in electing a leader (PaxosLease)
@@ -328,6 +346,7 @@ export class SynodNode extends EventEmitter<NodeEvents> {
         onFatal: (error) => {
           this.#fail(error);
         },
+        join: JOIN_LOCK_REQUESTS,
       });
       this.#driver = driver;
       // Subscribed before the transport starts, so no early frame is missed.
