@@ -1,8 +1,10 @@
 import type { Clock, Scheduler } from '../clock.js';
 import {
   decodeFrame,
-  encodeFrame,
+  encodeFrameWith,
+  encodeMessage,
   PROTOCOL_VERSION,
+  type EncodedMessage,
   type ProtocolMessage,
 } from '../codec/messages.js';
 import { InvariantError, type InvalidMessageError } from '../errors.js';
@@ -373,18 +375,22 @@ export class Driver<M extends ProtocolMessage, R, E> {
 
   #send(out: Output<M, R, E>): void {
     const { transport, counters, log, id, incarnation, cluster } = this.#options;
+    // A message to several nodes (the machines push one object per addressee, in a row) is
+    // encoded once.
+    let last: M | null = null;
+    let encoded: EncodedMessage | null = null;
     for (const { to, message } of out.send) {
       if (to === id) continue;
       let frame: string;
       try {
-        frame = encodeFrame({
-          v: PROTOCOL_VERSION,
-          cluster,
-          from: id,
-          to,
-          inc: incarnation,
-          msg: message,
-        });
+        if (message !== last || encoded === null) {
+          encoded = encodeMessage(message);
+          last = message;
+        }
+        frame = encodeFrameWith(
+          { v: PROTOCOL_VERSION, cluster, from: id, to, inc: incarnation },
+          encoded,
+        );
       } catch (error) {
         this.#fatal(error);
         return;

@@ -6,6 +6,8 @@ import {
   DEFAULT_MAX_FRAME_BYTES,
   decodeFrame,
   encodeFrame,
+  encodeFrameWith,
+  encodeMessage,
   MAX_ARRAY_ITEMS,
   MAX_ROUND,
   MAX_TTL_MS,
@@ -351,6 +353,28 @@ describe('codec: frames', function () {
       const bad = frame({ type: 'lease.chosen', ballot: { ...BALLOT, round: -1 }, term: 7 });
       assert.throws(() => encodeFrame(bad), InvariantError);
       assert.throws(() => encodeFrame({ ...frame(sample('lease.prepare')), inc: 'XYZ' }), /inc/);
+      // The same, with the message encoded once for several frames.
+      assert.throws(
+        () => encodeMessage(bad.msg),
+        (error: unknown) =>
+          error instanceof InvariantError && error.message.includes('msg.ballot.round'),
+      );
+      const { msg, ...envelope } = frame(sample('lease.prepare'));
+      assert.throws(() => encodeFrameWith({ ...envelope, inc: 'XYZ' }, encodeMessage(msg)), /inc/);
+    });
+
+    it('writes a message encoded once into each frame as encodeFrame writes the whole frame', function () {
+      for (const msg of MESSAGES) {
+        const encoded = encodeMessage(msg);
+        for (const to of ['b', 'c']) {
+          const { msg: _, ...envelope } = frame(msg);
+          assert.equal(
+            encodeFrameWith({ ...envelope, to }, encoded),
+            encodeFrame({ ...frame(msg), to }),
+            msg.type,
+          );
+        }
+      }
     });
 
     it('refuses rounds and terms above 2^52, so adopting one can never overflow', function () {
