@@ -1,4 +1,3 @@
-import process from 'node:process';
 import type { RawData, WebSocket } from 'ws';
 import type { Clock, Scheduler } from '../../lib/clock.js';
 import type { NodeId } from '../../lib/types.js';
@@ -98,11 +97,12 @@ export class Link implements LinkFacts {
   }
 
   /**
-   * Called before each frame is handed to `ws`: the frames of one turn of the event loop go to
-   * the socket as one write (one `writev`) when the turn's microtasks have run, instead of one
-   * write each (`ws` writes every frame at once). Each frame is still its own WebSocket message,
-   * checked and counted by the sender as before. Past `HOLD_BYTES` held, what is held is
-   * written at once, so the buffer limit still sees about what the kernel has not taken.
+   * Called before each frame is handed to `ws`: the frames of one turn of the event loop (its
+   * timers, the input it read, and the microtasks of both) go to the socket as one write (one
+   * `writev`) once the turn has handled its input, instead of one write each (`ws` writes every
+   * frame at once). Each frame is still its own WebSocket message, checked and counted by the
+   * sender as before. Past `HOLD_BYTES` held, what is held is written at once, so the buffer
+   * limit still sees about what the kernel has not taken.
    */
   holdWrites(bytes: number): void {
     let socket = this.#corked;
@@ -112,7 +112,7 @@ export class Link implements LinkFacts {
       socket.cork();
       this.#corked = socket;
       this.#corkedBytes = 0;
-      process.nextTick(releaseWrites, this);
+      realSetImmediate(releaseWrites, this);
     }
     this.#corkedBytes += bytes;
     if (this.#corkedBytes > HOLD_BYTES) {
@@ -225,6 +225,14 @@ const HOLD_BYTES = 64 * 1024;
 function releaseWrites(link: Link): void {
   link.releaseWrites();
 }
+
+/**
+ * Node's own `setImmediate`, taken when this module loads: its callbacks run right after the
+ * event loop has handled the input of the current turn. Fake timers a test installs later (which
+ * replace the global) must not hold frames back until the test moves its clock.
+ */
+const realSetImmediate: <A>(callback: (arg: A) => void, arg: A) => unknown =
+  globalThis.setImmediate.bind(globalThis);
 
 /**
  * The socket `ws` writes to (its `_socket`, set before the connection opens and kept until it

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { Socket } from 'node:net';
-import process from 'node:process';
 import { WebSocketServer, type WebSocket } from 'ws';
 import {
   WebSocketTransport,
@@ -413,7 +412,7 @@ describe('websocket transport: connections', function () {
           a.transport.send('c', `to c ${String(i)}`);
         }
         await new Promise<void>((resolve) => {
-          process.nextTick(resolve);
+          setImmediate(resolve);
         });
       } finally {
         proto._write = original.write;
