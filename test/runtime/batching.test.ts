@@ -145,6 +145,22 @@ describe('frames of one turn', () => {
     assert.deepEqual(slotsOf(sent, leader.id, other.id, 'together-'), [names]);
   });
 
+  it("puts the leader's own lock calls made while four slots are in flight into one slot", async () => {
+    const c = await serving();
+    close = c.close;
+    const { leader, other, sent, clock } = c;
+    sent.length = 0;
+    const names = Array.from({ length: 10 }, (_, i) => `local-${String(i)}`);
+    const locks = names.map((name) => leader.acquireLock(name, { ttlMs: 1000 }));
+    await clock.advance(20);
+    assert.equal((await Promise.all(locks)).length, 10);
+    // Four slots go out at once; the six calls made meanwhile wait for the first to be chosen.
+    assert.deepEqual(slotsOf(sent, leader.id, other.id, 'local-'), [
+      ...names.slice(0, 4).map((n) => [n]),
+      names.slice(4),
+    ]);
+  });
+
   it('gives requests that arrive in turns of their own a slot each (the pipeline has room)', async () => {
     const c = await serving();
     close = c.close;
