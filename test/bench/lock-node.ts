@@ -81,13 +81,18 @@ export type LockNodeCommand =
       readonly ttlMs: number;
       readonly cycles: number;
     }
-  /** Acquires `count` locks `<prefix><i>`, `concurrency` at a time, and keeps them. */
+  /**
+   * Acquires `count` locks `<prefix><i>`, `concurrency` at a time, and keeps them. With
+   * `readSignal`, reads each one's `signal` once granted, as an application that hands it on
+   * does (a lock makes its signal on the first read).
+   */
   | {
       readonly cmd: 'hold';
       readonly prefix: string;
       readonly count: number;
       readonly concurrency: number;
       readonly ttlMs: number;
+      readonly readSignal?: boolean;
     }
   /** Releases every lock `hold` took. */
   | { readonly cmd: 'release-held'; readonly concurrency: number }
@@ -315,7 +320,13 @@ class Child {
       case 'cycle-count':
         return this.#cycleCount(command.names, command.ttlMs, command.cycles);
       case 'hold':
-        return this.#hold(command.prefix, command.count, command.concurrency, command.ttlMs);
+        return this.#hold(
+          command.prefix,
+          command.count,
+          command.concurrency,
+          command.ttlMs,
+          command.readSignal === true,
+        );
       case 'release-held': {
         const began = performance.now();
         const locks = this.#held.splice(0);
@@ -460,12 +471,15 @@ class Child {
     count: number,
     concurrency: number,
     ttlMs: number,
+    readSignal: boolean,
   ): Promise<HoldAnswer> {
     const errors = new Errors();
     const began = performance.now();
     await pool(count, concurrency, async (i) => {
       try {
-        this.#held.push(await this.#node.acquireLock(`${prefix}${i}`, { ttlMs }));
+        const lock = await this.#node.acquireLock(`${prefix}${i}`, { ttlMs });
+        if (readSignal && lock.signal.aborted) errors.note(new Error('aborted at once'));
+        this.#held.push(lock);
       } catch (error) {
         errors.note(error);
       }

@@ -543,6 +543,8 @@ export interface LockMemoryOptions {
    * held (heap-snapshot.ts compares two). Large: use a smaller `held`.
    */
   readonly heapSnapshotDir?: string | null;
+  /** Read every held lock's `signal` (made on the first read), as an application that uses it. */
+  readonly readSignal?: boolean;
 }
 
 interface HeapRow {
@@ -593,6 +595,8 @@ export interface LockMemorySettings {
   readonly ttlMs: number;
   readonly heldLocks: number;
   readonly holdConcurrency: number;
+  /** Whether every held lock's `signal` was read (made). */
+  readonly readSignal: boolean;
   readonly cycles: number;
   readonly holders: number;
 }
@@ -697,6 +701,7 @@ async function holdLocks(
   count: number,
   concurrency: number,
   snapshotDir: string | null,
+  readSignal: boolean,
 ): Promise<HeldFigures> {
   process.stderr.write(`  holding ${count} locks on the ${holderRole} (${holder})…\n`);
   const before = await heapRow(cluster, 0);
@@ -707,6 +712,7 @@ async function holdLocks(
     count,
     concurrency,
     ttlMs: MEMORY_TTL_MS,
+    readSignal,
   });
   process.stderr.write(
     `  ${hold.held} held after ${((performance.now() - began) / 1000).toFixed(1)} s` +
@@ -774,6 +780,7 @@ export async function measureLockMemory(
           heldCount,
           options.holdConcurrency ?? HOLD_CONCURRENCY,
           options.heapSnapshotDir ?? null,
+          options.readSignal === true,
         ),
       );
     }
@@ -835,6 +842,7 @@ export async function measureLockMemory(
         ttlMs: MEMORY_TTL_MS,
         heldLocks: heldCount,
         holdConcurrency: options.holdConcurrency ?? HOLD_CONCURRENCY,
+        readSignal: options.readSignal === true,
         cycles: totalCycles,
         holders: HOLDERS,
       },
@@ -874,7 +882,8 @@ export function printLockMemory(r: LockMemoryResult): void {
     console.log(
       `\n${h.held.toLocaleString('en-US')} of ${h.requested.toLocaleString('en-US')} locks held by ` +
         `the ${h.holderRole}'s process (${h.holder}), taken in ${(h.acquireMs / 1000).toFixed(1)} s, ` +
-        `${h.heldAfterRenewal.toLocaleString('en-US')} still held after their first renewal ` +
+        `${h.heldAfterRenewal.toLocaleString('en-US')} still held after their first renewal` +
+        (r.settings.readSignal ? ', every signal read, ' : ' ') +
         `${mark(h.pass)} (target ≤ 100 MB per node)` +
         (h.errors > 0 ? `; ${h.errors} failed, first: ${h.firstError ?? ''}` : ''),
     );

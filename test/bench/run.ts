@@ -16,7 +16,8 @@
  * Locks (see locks.ts): the default run ends with their latency and throughput between three
  * processes. `--locks` measures only those and writes `.bench-out/locks.json`; `--lock-memory`
  * measures the heap per held lock and over a million cycles (several minutes; `--held <n>` and
- * `--cycles <n>` change the counts) and writes `.bench-out/lock-memory.json`. With
+ * `--cycles <n>` change the counts; `--read-signal` reads every held lock's `signal`, which a
+ * lock makes on the first read) and writes `.bench-out/lock-memory.json`. With
  * `--cpu-prof`, the lock runs' node processes write CPU profiles to `.bench-out/profiles/`.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -366,6 +367,7 @@ async function lockMemoryOnly(): Promise<void> {
     heldOn: heldOn(),
     cycles: count('--cycles', 1_000_000),
     cpuProfileDir: profiles,
+    readSignal: process.argv.includes('--read-signal'),
     heapSnapshotDir: process.argv.includes('--heap-snapshot')
       ? `${OUT_DIR}heap/${new Date().toISOString().replace(/[:.]/g, '-')}`
       : null,
