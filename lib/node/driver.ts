@@ -53,8 +53,10 @@ export interface DriverOptions<M extends ProtocolMessage, R, E> {
    */
   readonly onFatal: (error: unknown) => void;
   /**
-   * Messages the machine may take as one when one sender's arrive in a row within a turn (the
-   * node: lock requests, whose commands then share a log slot), and how to join them.
+   * Messages that may travel and be taken as one (the node: lock requests, whose commands then
+   * share a log slot), and how to join them: those one sender's that arrive in a row within a
+   * turn go to the machine as one, and those this node sends to one node within a turn go out
+   * as one frame (up to `maxBytes`).
    */
   readonly join?: MessageJoin<M>;
 }
@@ -62,8 +64,12 @@ export interface DriverOptions<M extends ProtocolMessage, R, E> {
 /** See `DriverOptions.join`. */
 export interface MessageJoin<M> {
   readonly joinable: (message: M) => boolean;
-  /** One message standing for `messages` (two or more, in the order they arrived). */
+  /** One message standing for `messages` (two or more, in the order they arrived or were sent). */
   readonly join: (messages: readonly M[]) => M;
+  /** About how many bytes a message's content takes on the wire. */
+  readonly bytes: (message: M) => number;
+  /** Joined messages sent as one frame stay under this (one larger on its own goes alone). */
+  readonly maxBytes: number;
 }
 
 /** A frame taken off the wire and waiting for the end of its turn. */
@@ -78,6 +84,9 @@ interface Arrival<M> {
  * Drives one pure machine: feeds it frames and timer ticks with `clock.now()`, and applies
  * each output in the order safety needs: persist (durably), then send, then events.
  *
+ * - Joinable messages an output sends (lock requests) wait for the end of the turn (the
+ *   microtasks it queued), and those to one node go out joined, in one frame: like a client that
+ *   sent what it had pending at once. Each still goes out after its output's persist.
  * - Frames are checked as they arrive and handed to the machine together once the turn of the
  *   event loop that brought them ends (a microtask queued by the first): one step for all of
  *   them, each frame a machine call of its own, in arrival order, with a fresh clock reading,
@@ -119,6 +128,11 @@ export class Driver<M extends ProtocolMessage, R, E> {
   #machineWake: number | null = null;
   readonly #drain = (): void => {
     this.#drainInbox();
+  };
+  /** Joinable messages of this turn waiting to go out, per addressee (see `join`). */
+  readonly #outbox = new Map<NodeId, M[]>();
+  readonly #flush = (): void => {
+    this.#flushOutbox();
   };
 
   constructor(machine: PureMachine<M, R, E>, options: DriverOptions<M, R, E>) {
@@ -193,6 +207,7 @@ export class Driver<M extends ProtocolMessage, R, E> {
     this.#clearTimer();
     this.#inbox = [];
     this.#joining.clear();
+    this.#outbox.clear();
   }
 
   /**
@@ -374,30 +389,88 @@ export class Driver<M extends ProtocolMessage, R, E> {
   }
 
   #send(out: Output<M, R, E>): void {
-    const { transport, counters, log, id, incarnation, cluster } = this.#options;
+    const { id } = this.#options;
+    const join = this.#options.join;
     // A message to several nodes (the machines push one object per addressee, in a row) is
     // encoded once.
     let last: M | null = null;
     let encoded: EncodedMessage | null = null;
     for (const { to, message } of out.send) {
       if (to === id) continue;
-      let frame: string;
+      if (join?.joinable(message) === true) {
+        this.#hold(to, message);
+        continue;
+      }
       try {
         if (message !== last || encoded === null) {
           encoded = encodeMessage(message);
           last = message;
         }
-        frame = encodeFrameWith(
-          { v: PROTOCOL_VERSION, cluster, from: id, to, inc: incarnation },
-          encoded,
-        );
       } catch (error) {
         this.#fatal(error);
         return;
       }
-      counters.framesOut += 1;
-      if (log.enabled('trace')) log.trace({ to, type: message.type }, 'frame out');
-      transport.send(to, frame);
+      if (!this.#sendFrame(to, message, encoded)) return;
+    }
+  }
+
+  /** Frames `message` (encoded) for `to` and hands it to the transport; false on a fatal error. */
+  #sendFrame(to: NodeId, message: M, encoded: EncodedMessage): boolean {
+    const { transport, counters, log, id, incarnation, cluster } = this.#options;
+    let frame: string;
+    try {
+      frame = encodeFrameWith(
+        { v: PROTOCOL_VERSION, cluster, from: id, to, inc: incarnation },
+        encoded,
+      );
+    } catch (error) {
+      this.#fatal(error);
+      return false;
+    }
+    counters.framesOut += 1;
+    if (log.enabled('trace')) log.trace({ to, type: message.type }, 'frame out');
+    transport.send(to, frame);
+    return true;
+  }
+
+  /** Keeps a joinable message for the end of the turn (see `join`). */
+  #hold(to: NodeId, message: M): void {
+    const outbox = this.#outbox;
+    if (outbox.size === 0) queueMicrotask(this.#flush);
+    const held = outbox.get(to);
+    if (held === undefined) outbox.set(to, [message]);
+    else held.push(message);
+  }
+
+  /** Sends what the turn held back: per node, joined into frames of at most `maxBytes`. */
+  #flushOutbox(): void {
+    const join = this.#options.join;
+    if (this.#halted || join === undefined) return;
+    for (const [to, messages] of this.#outbox) {
+      this.#outbox.delete(to);
+      let batch: M[] = [];
+      let bytes = 0;
+      const sendBatch = (): boolean => {
+        const message = batch.length === 1 ? batch[0] : join.join(batch);
+        batch = [];
+        bytes = 0;
+        if (message === undefined) return true;
+        let encoded: EncodedMessage;
+        try {
+          encoded = encodeMessage(message);
+        } catch (error) {
+          this.#fatal(error);
+          return false;
+        }
+        return this.#sendFrame(to, message, encoded);
+      };
+      for (const message of messages) {
+        const size = join.bytes(message);
+        if (batch.length > 0 && bytes + size > join.maxBytes && !sendBatch()) return;
+        batch.push(message);
+        bytes += size;
+      }
+      if (batch.length > 0 && !sendBatch()) return;
     }
   }
 

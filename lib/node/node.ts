@@ -14,6 +14,7 @@ import { ConfigError, InvariantError, NotStartedError } from '../errors.js';
 import type { FollowerHandler, LeaderChange, LeaderHandler, NodeEvents } from '../events.js';
 import type { LeaseEvent } from '../lease/machine.js';
 import type { ClientCommand } from '../locks/messages.js';
+import { commandBytes } from '../locks/size.js';
 import type { LogEvent } from '../log/multi-paxos.js';
 import { errorFields } from '../logger.js';
 import {
@@ -63,9 +64,10 @@ function isReplicaMessage(message: ProtocolMessage): message is ReplicaMessage {
 }
 
 /**
- * Lock requests of one node that arrive in one turn go to the replica as one: the leader then
- * proposes their commands together, in one log slot, as if the holder had sent them in one frame
- * (its client does that with whatever waits when it sends).
+ * Lock requests this node's holders send within one turn go to the leader in one frame, and
+ * those of one node that arrive in one turn go to the replica as one: the leader then proposes
+ * their commands together, in one log slot. Either is what the holder's client does itself with
+ * whatever waits when it sends (up to 32 KiB of commands a frame).
  */
 const JOIN_LOCK_REQUESTS: MessageJoin<ReplicaMessage> = Object.freeze({
   joinable: (message: ReplicaMessage): boolean => message.type === 'lock.request',
@@ -77,6 +79,13 @@ const JOIN_LOCK_REQUESTS: MessageJoin<ReplicaMessage> = Object.freeze({
     }
     return { type: 'lock.request', commands };
   },
+  bytes: (message: ReplicaMessage): number => {
+    if (message.type !== 'lock.request') return 0;
+    let bytes = 0;
+    for (const c of message.commands) bytes += commandBytes(c);
+    return bytes;
+  },
+  maxBytes: 32 * 1024,
 });
 
 /**

@@ -145,6 +145,25 @@ describe('frames of one turn', () => {
     assert.deepEqual(slotsOf(sent, leader.id, other.id, 'together-'), [names]);
   });
 
+  it("sends a follower's lock calls of one turn to the leader in one frame, and they share a slot", async () => {
+    const c = await serving();
+    close = c.close;
+    const { leader, follower, other, sent, clock } = c;
+    sent.length = 0;
+    const names = Array.from({ length: 10 }, (_, i) => `remote-${String(i)}`);
+    const locks = names.map((name) => follower.acquireLock(name, { ttlMs: 1000 }));
+    await clock.advance(20);
+    assert.equal((await Promise.all(locks)).length, 10);
+    const requests = sent.filter(
+      (s) => s.from === follower.id && s.to === leader.id && s.msg.type === 'lock.request',
+    );
+    assert.deepEqual(
+      requests.map((r) => (r.msg as unknown as { commands: { name: string }[] }).commands.length),
+      [10],
+    );
+    assert.deepEqual(slotsOf(sent, leader.id, other.id, 'remote-'), [names]);
+  });
+
   it("puts the leader's own lock calls made while four slots are in flight into one slot", async () => {
     const c = await serving();
     close = c.close;

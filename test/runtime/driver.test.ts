@@ -56,6 +56,9 @@ const JOIN_PREPARES: MessageJoin<LeaseMessage> = {
     const rounds = messages.map((m) => (m.type === 'lease.prepare' ? m.ballot.round : 0));
     return { ...PREPARE, ballot: { ...PREPARE.ballot, round: Number(rounds.join('')) } };
   },
+  // Two Prepares fit a frame, three do not.
+  bytes: () => 100,
+  maxBytes: 250,
 };
 
 function harness(
@@ -83,7 +86,12 @@ function harness(
   transport.send = (to, frame) => {
     const decoded = decodeFrame(frame, { cluster: 'synod', self: to, peers: new Set(['a']) });
     assert.ok(decoded.ok, 'the driver sends valid frames');
-    log.push(`send ${to}`);
+    const msg = decoded.frame.msg;
+    log.push(
+      join !== undefined && msg.type === 'lease.prepare'
+        ? `send ${to} ${String(msg.ballot.round)}`
+        : `send ${to}`,
+    );
   };
   transport.onMessage = (handler) => {
     handlers.push(handler);
@@ -320,6 +328,42 @@ describe('driver', () => {
     receive('b', frameFrom('b', INC_B, 9));
     await Promise.resolve();
     assert.deepEqual(machine.messages.slice(4), ['b:lease.prepare:8', 'b:lease.prepare:9']);
+  });
+
+  it("sends one turn's joinable messages to a node joined, in frames that fit, after the others", async () => {
+    const { driver, machine, log } = harness(null, JOIN_PREPARES);
+    const prepare = (round: number): LeaseMessage => ({
+      ...PREPARE,
+      ballot: { ...PREPARE.ballot, round },
+    });
+    const recover: LeaseMessage = { type: 'lease.recover', incarnation: INC_B };
+    driver.begin();
+    machine.next = () => ({
+      send: [
+        { to: 'b', message: prepare(1) },
+        { to: 'c', message: prepare(2) },
+        { to: 'b', message: recover },
+        { to: 'b', message: prepare(3) },
+      ],
+      persist: null,
+      events: ['e1'],
+      wakeAt: null,
+    });
+    driver.step((now) => machine.handle({ type: 'tick' }, now));
+    machine.next = () => ({
+      send: [
+        { to: 'b', message: prepare(4) },
+        { to: 'b', message: prepare(5) },
+      ],
+      persist: null,
+      events: ['e2'],
+      wakeAt: null,
+    });
+    driver.step((now) => machine.handle({ type: 'tick' }, now));
+    // Within the turn only what is not joinable has gone out (the outputs' events too).
+    assert.deepEqual(log, ['send b', 'event e1', 'event e2']);
+    await Promise.resolve();
+    assert.deepEqual(log.slice(3), ['send b 13', 'send b 45', 'send c 2']);
   });
 
   it('halts on a machine that throws and reports it', () => {
