@@ -425,21 +425,37 @@ export function encodeMessage(msg: ProtocolMessage): EncodedMessage {
   }
 }
 
-/**
- * The same text as `encodeFrame({ ...envelope, msg })` for the message `encodeMessage` encoded:
- * a message sent to several nodes (a leader's Accept) is checked and encoded once.
- */
-export function encodeFrameWith(envelope: Omit<Frame, 'msg'>, msg: EncodedMessage): string {
-  let head: string;
+/** A frame's envelope checked and encoded once, for every frame to one node (`encodeFrameWith`). */
+export interface EncodedEnvelope {
+  /** The frame's JSON text up to its message: `{"v":…,"inc":"…"`. */
+  readonly head: string;
+}
+
+/** `encodeFrame`'s checks and text for the envelope alone (every field but `msg`). */
+export function encodeEnvelope(envelope: Omit<Frame, 'msg'>): EncodedEnvelope {
+  let text: string;
   try {
-    head = JSON.stringify(readObject(ENVELOPE_FIELDS, envelope, false));
+    text = JSON.stringify(readObject(ENVELOPE_FIELDS, envelope, false));
   } catch (error) {
     if (error instanceof Rejection) {
       throw new InvariantError(`cannot encode frame: ${error.message}`);
     }
     throw error;
   }
-  return `${head.slice(0, -1)},"msg":${msg.text}}`;
+  return { head: text.slice(0, -1) };
+}
+
+/**
+ * The same text as `encodeFrame({ ...envelope, msg })` for an envelope and a message encoded
+ * apart: a message sent to several nodes (a leader's Accept) is checked and encoded once, and
+ * the envelope of the frames to one node once for all of them.
+ */
+export function encodeFrameWith(
+  envelope: EncodedEnvelope | Omit<Frame, 'msg'>,
+  msg: EncodedMessage,
+): string {
+  const head = 'head' in envelope ? envelope.head : encodeEnvelope(envelope).head;
+  return `${head},"msg":${msg.text}}`;
 }
 
 /**

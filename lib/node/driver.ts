@@ -1,9 +1,11 @@
 import type { Clock, Scheduler } from '../clock.js';
 import {
   decodeFrame,
+  encodeEnvelope,
   encodeFrameWith,
   encodeMessage,
   PROTOCOL_VERSION,
+  type EncodedEnvelope,
   type EncodedMessage,
   type ProtocolMessage,
 } from '../codec/messages.js';
@@ -129,6 +131,8 @@ export class Driver<M extends ProtocolMessage, R, E> {
   readonly #drain = (): void => {
     this.#drainInbox();
   };
+  /** The envelope of the frames to each node, encoded once. */
+  readonly #envelopes = new Map<NodeId, EncodedEnvelope>();
   /** Joinable messages of this turn waiting to go out, per addressee (see `join`). */
   readonly #outbox = new Map<NodeId, M[]>();
   readonly #flush = (): void => {
@@ -419,10 +423,12 @@ export class Driver<M extends ProtocolMessage, R, E> {
     const { transport, counters, log, id, incarnation, cluster } = this.#options;
     let frame: string;
     try {
-      frame = encodeFrameWith(
-        { v: PROTOCOL_VERSION, cluster, from: id, to, inc: incarnation },
-        encoded,
-      );
+      let envelope = this.#envelopes.get(to);
+      if (envelope === undefined) {
+        envelope = encodeEnvelope({ v: PROTOCOL_VERSION, cluster, from: id, to, inc: incarnation });
+        this.#envelopes.set(to, envelope);
+      }
+      frame = encodeFrameWith(envelope, encoded);
     } catch (error) {
       this.#fatal(error);
       return false;

@@ -5,6 +5,7 @@ import sinon from 'sinon';
 import {
   DEFAULT_MAX_FRAME_BYTES,
   decodeFrame,
+  encodeEnvelope,
   encodeFrame,
   encodeFrameWith,
   encodeMessage,
@@ -361,6 +362,7 @@ describe('codec: frames', function () {
       );
       const { msg, ...envelope } = frame(sample('lease.prepare'));
       assert.throws(() => encodeFrameWith({ ...envelope, inc: 'XYZ' }, encodeMessage(msg)), /inc/);
+      assert.throws(() => encodeEnvelope({ ...envelope, to: '' }), InvariantError);
     });
 
     it('writes a message encoded once into each frame as encodeFrame writes the whole frame', function () {
@@ -368,9 +370,11 @@ describe('codec: frames', function () {
         const encoded = encodeMessage(msg);
         for (const to of ['b', 'c']) {
           const { msg: _, ...envelope } = frame(msg);
+          const whole = encodeFrame({ ...frame(msg), to });
+          assert.equal(encodeFrameWith({ ...envelope, to }, encoded), whole, msg.type);
           assert.equal(
-            encodeFrameWith({ ...envelope, to }, encoded),
-            encodeFrame({ ...frame(msg), to }),
+            encodeFrameWith(encodeEnvelope({ ...envelope, to }), encoded),
+            whole,
             msg.type,
           );
         }
