@@ -86,9 +86,6 @@ interface Arrival<M> {
  * Drives one pure machine: feeds it frames and timer ticks with `clock.now()`, and applies
  * each output in the order safety needs: persist (durably), then send, then events.
  *
- * - Joinable messages an output sends (lock requests) wait for the end of the turn (the
- *   microtasks it queued), and those to one node go out joined, in one frame: like a client that
- *   sent what it had pending at once. Each still goes out after its output's persist.
  * - Frames are checked as they arrive and handed to the machine together once the turn of the
  *   event loop that brought them ends (a microtask queued by the first): one step for all of
  *   them, each frame a machine call of its own, in arrival order, with a fresh clock reading,
@@ -96,6 +93,9 @@ interface Arrival<M> {
  *   go in as one (`join`). Any other step (a timer, a call of the application) takes what
  *   waits first, so nothing is handled out of arrival order. Holding a frame to the end of its
  *   turn is a delay the protocol already allows; every decision still reads the clock when made.
+ * - Joinable messages an output sends (lock requests) wait for the end of the turn (the
+ *   microtasks it queued), and those to one node go out joined, in one frame: like a client that
+ *   sent what it had pending at once. Each still goes out after its output's persist.
  *
  * - Without storage, an output is applied in the same turn as the step that made it.
  * - With storage, outputs queue behind the pending write, and each is applied whole and in
