@@ -36,6 +36,10 @@ export class Link implements LinkFacts {
   #lastPingMs = 0;
   #timer: unknown = null;
   #onDead: (() => void) | null = null;
+  /** The socket under `ws` while it holds back writes for the end of the turn; else null. */
+  #corked: CorkableSocket | null = null;
+  /** About how many bytes it holds back (UTF-16 units of the frames: a flush threshold). */
+  #corkedBytes = 0;
 
   constructor(init: {
     ws: WebSocket;
@@ -92,6 +96,45 @@ export class Link implements LinkFacts {
     this.#lastSeenMs = this.#timing.clock.now();
   }
 
+  /**
+   * Called before each frame is handed to `ws`: the frames of one turn of the event loop (its
+   * timers, the input it read, and the microtasks of both) go to the socket as one write (one
+   * `writev`) once the turn has handled its input, instead of one write each (`ws` writes every
+   * frame at once). Each frame is still its own WebSocket message, checked and counted by the
+   * sender as before. Past `HOLD_BYTES` held, what is held is written at once, so the buffer
+   * limit still sees about what the kernel has not taken.
+   */
+  holdWrites(bytes: number): void {
+    let socket = this.#corked;
+    if (socket === null) {
+      socket = socketOf(this.ws);
+      if (socket === null) return;
+      socket.cork();
+      this.#corked = socket;
+      this.#corkedBytes = 0;
+      realSetImmediate(releaseWrites, this);
+    }
+    this.#corkedBytes += bytes;
+    if (this.#corkedBytes > HOLD_BYTES) {
+      this.#corkedBytes = 0;
+      socket.uncork();
+      socket.cork();
+    }
+  }
+
+  /** Writes what the turn held back (see `holdWrites`). */
+  releaseWrites(): void {
+    const socket = this.#corked;
+    if (socket === null) return;
+    this.#corked = null;
+    this.#corkedBytes = 0;
+    try {
+      socket.uncork();
+    } catch {
+      // A socket destroyed meanwhile has nothing left to write.
+    }
+  }
+
   /** Closes with a close frame (when open) and then drops the socket at once. */
   close(code: number, reason: string): void {
     this.#markClosed();
@@ -108,6 +151,8 @@ export class Link implements LinkFacts {
   /** Drops the socket without a close handshake. */
   terminate(): void {
     this.#markClosed();
+    // What this turn held back would have been written already without the hold.
+    this.releaseWrites();
     try {
       this.ws.terminate();
     } catch {
@@ -166,6 +211,44 @@ export class Link implements LinkFacts {
       this.#timer = null;
     }
   }
+}
+
+/** What `holdWrites` needs of the socket under a WebSocket. */
+interface CorkableSocket {
+  cork(): void;
+  uncork(): void;
+}
+
+/** Held frames past this many bytes are written without waiting for the end of the turn. */
+const HOLD_BYTES = 64 * 1024;
+
+function releaseWrites(link: Link): void {
+  link.releaseWrites();
+}
+
+/**
+ * Node's own `setImmediate`, taken when this module loads: its callbacks run right after the
+ * event loop has handled the input of the current turn. Fake timers a test installs later (which
+ * replace the global) must not hold frames back until the test moves its clock.
+ */
+const realSetImmediate: <A>(callback: (arg: A) => void, arg: A) => unknown =
+  globalThis.setImmediate.bind(globalThis);
+
+/**
+ * The socket `ws` writes to (its `_socket`, set before the connection opens and kept until it
+ * closes); null if this version of `ws` does not expose it, and writes are then not held.
+ */
+function socketOf(ws: WebSocket): CorkableSocket | null {
+  const socket = (ws as unknown as { _socket?: Partial<CorkableSocket> | null })._socket;
+  if (
+    socket === null ||
+    socket === undefined ||
+    typeof socket.cork !== 'function' ||
+    typeof socket.uncork !== 'function'
+  ) {
+    return null;
+  }
+  return socket as CorkableSocket;
 }
 
 /** The text of a frame, whichever of its three shapes `ws` hands over. */

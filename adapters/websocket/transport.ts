@@ -260,6 +260,7 @@ export class WebSocketTransport implements Transport {
       return;
     }
     try {
+      link.holdWrites(frame.length);
       link.ws.send(frame);
     } catch {
       this.#counters.dropped.unreachable += 1;

@@ -375,16 +375,18 @@ const MESSAGES: ReadonlyMap<string, Rule> = new Map(
   ]),
 );
 
+/** The envelope: every field of a frame but its message. */
+const ENVELOPE_FIELDS: Readonly<Record<string, Rule>> = {
+  v: { kind: 'version' },
+  cluster: ID,
+  from: ID,
+  to: ID,
+  inc: INCARNATION,
+};
+
 const FRAME: Rule = {
   kind: 'object',
-  fields: {
-    v: { kind: 'version' },
-    cluster: ID,
-    from: ID,
-    to: ID,
-    inc: INCARNATION,
-    msg: { kind: 'message' },
-  },
+  fields: { ...ENVELOPE_FIELDS, msg: { kind: 'message' } },
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -397,13 +399,64 @@ const FRAME: Rule = {
  */
 export function encodeFrame(frame: Frame): string {
   try {
-    return JSON.stringify(read(FRAME, frame, '', false));
+    return JSON.stringify(read(FRAME, frame, false));
   } catch (error) {
     if (error instanceof Rejection) {
       throw new InvariantError(`cannot encode frame: ${error.message}`);
     }
     throw error;
   }
+}
+
+/** A message checked and encoded once, to go out in several frames (`encodeFrameWith`). */
+export interface EncodedMessage {
+  /** The message's JSON text, as `encodeFrame` writes it inside a frame. */
+  readonly text: string;
+}
+
+/** `encodeFrame`'s checks and text for the message alone. */
+export function encodeMessage(msg: ProtocolMessage): EncodedMessage {
+  try {
+    return { text: JSON.stringify(read({ kind: 'message' }, msg, false)) };
+  } catch (error) {
+    if (error instanceof Rejection) {
+      throw new InvariantError(`cannot encode frame: ${error.within('msg').message}`);
+    }
+    throw error;
+  }
+}
+
+/** A frame's envelope checked and encoded once, for every frame to one node (`encodeFrameWith`). */
+export interface EncodedEnvelope {
+  /** The frame's JSON text up to its message: `{"v":…,"inc":"…"`. */
+  readonly head: string;
+}
+
+/** `encodeFrame`'s checks and text for the envelope alone (every field but `msg`). */
+export function encodeEnvelope(envelope: Omit<Frame, 'msg'>): EncodedEnvelope {
+  let text: string;
+  try {
+    text = JSON.stringify(readObject(ENVELOPE_FIELDS, envelope, false));
+  } catch (error) {
+    if (error instanceof Rejection) {
+      throw new InvariantError(`cannot encode frame: ${error.message}`);
+    }
+    throw error;
+  }
+  return { head: text.slice(0, -1) };
+}
+
+/**
+ * The same text as `encodeFrame({ ...envelope, msg })` for an envelope and a message encoded
+ * apart: a message sent to several nodes (a leader's Accept) is checked and encoded once, and
+ * the envelope of the frames to one node once for all of them.
+ */
+export function encodeFrameWith(
+  envelope: EncodedEnvelope | Omit<Frame, 'msg'>,
+  msg: EncodedMessage,
+): string {
+  const head = 'head' in envelope ? envelope.head : encodeEnvelope(envelope).head;
+  return `${head},"msg":${msg.text}}`;
 }
 
 /**
@@ -439,7 +492,7 @@ function decode(text: unknown, expect: DecodeExpectations): Frame {
     // V8's SyntaxError quotes the input: never pass it on.
     throw new Rejection('', 'not valid JSON', 'malformed');
   }
-  const frame = read(FRAME, parsed, '', true) as Frame;
+  const frame = read(FRAME, parsed, true) as Frame;
   if (frame.cluster !== expect.cluster) {
     throw new Rejection('cluster', 'another cluster', 'cluster');
   }
@@ -454,93 +507,137 @@ function decode(text: unknown, expect: DecodeExpectations): Frame {
   return frame;
 }
 
-/** A decoding failure at `path`. Internal: it never leaves this module. */
+/**
+ * A decoding failure at `path`. Internal: it never leaves this module. The path is built while
+ * the failure travels up through the schema (`within`), so a frame that decodes builds none.
+ */
 class Rejection extends Error {
+  #path: string;
+  readonly #reason: string;
+
   constructor(
     path: string,
     reason: string,
     readonly failure: DecodeFailure = 'schema',
   ) {
     super(path === '' ? reason : `${path}: ${reason}`);
+    this.#path = path;
+    this.#reason = reason;
+  }
+
+  /** The failure was inside field `key` (a name) or item `key` (an index) of what failed. */
+  within(key: string | number): this {
+    const step = typeof key === 'number' ? `[${key}]` : key;
+    const path = this.#path;
+    this.#path = path === '' ? step : path.startsWith('[') ? `${step}${path}` : `${step}.${path}`;
+    this.message = `${this.#path}: ${this.#reason}`;
+    return this;
   }
 }
 
+/** An object rule's fields, as a list in schema order (made once per rule). */
+type FieldList = readonly (readonly [string, Rule])[];
+
+const FIELD_LISTS = new WeakMap<Readonly<Record<string, Rule>>, FieldList>();
+
+function fieldList(fields: Readonly<Record<string, Rule>>): FieldList {
+  let list = FIELD_LISTS.get(fields);
+  if (list === undefined) {
+    list = Object.entries(fields);
+    FIELD_LISTS.set(fields, list);
+  }
+  return list;
+}
+
+/** Each union variant's fields with its tag first (made once per variant). */
+const VARIANT_FIELDS = new WeakMap<UnionRule, Map<string, Readonly<Record<string, Rule>>>>();
+
+function variantFields(rule: UnionRule, tag: string): Readonly<Record<string, Rule>> {
+  let variants = VARIANT_FIELDS.get(rule);
+  if (variants === undefined) {
+    variants = new Map();
+    VARIANT_FIELDS.set(rule, variants);
+  }
+  let fields = variants.get(tag);
+  if (fields === undefined) {
+    fields = { [rule.tag]: { kind: 'enum', values: [tag] }, ...(rule.variants[tag] ?? {}) };
+    variants.set(tag, fields);
+  }
+  return fields;
+}
+
 /**
- * Checks `input` against `rule` and returns a fresh copy holding only the schema's keys. In
- * `strict` mode (decoding) a key the schema does not know is refused; when encoding our own
- * objects, extra properties are simply left out. Recursion follows the schema, never the input,
- * so its depth is bounded by the schema's.
+ * Checks `input` against `rule`. Encoding (`strict` false) returns a fresh copy holding only the
+ * schema's keys, tokens as decimal strings. Decoding (`strict`) refuses a key the schema does
+ * not know, so the parsed object (fresh from `JSON.parse`, and nobody else's) already holds
+ * exactly the schema's keys: it is kept, with tokens turned into `bigint`s and -0 into 0 where
+ * it stands, instead of being copied. Recursion follows the schema, never the input, so its
+ * depth is bounded by the schema's.
  */
-function read(rule: Rule, input: unknown, path: string, strict: boolean): unknown {
+function read(rule: Rule, input: unknown, strict: boolean): unknown {
   switch (rule.kind) {
     case 'id':
       if (!isValidId(input)) {
-        throw new Rejection(path, `expected an id of 1 to ${MAX_ID_LENGTH} characters`);
+        throw new Rejection('', `expected an id of 1 to ${MAX_ID_LENGTH} characters`);
       }
       return input;
     case 'incarnation':
-      if (typeof input !== 'string' || !/^[0-9a-f]{16}$/.test(input)) {
-        throw new Rejection(path, 'expected 16 lowercase hex digits');
+      if (typeof input !== 'string' || !isIncarnation(input)) {
+        throw new Rejection('', 'expected 16 lowercase hex digits');
       }
       return input;
     case 'value':
       if (typeof input !== 'string' || !fitsUtf8(input, MAX_VALUE_BYTES)) {
-        throw new Rejection(path, `expected a string of at most ${MAX_VALUE_BYTES} bytes`);
+        throw new Rejection('', `expected a string of at most ${MAX_VALUE_BYTES} bytes`);
       }
       return input;
     case 'enum':
       if (typeof input !== 'string' || !rule.values.includes(input)) {
-        throw new Rejection(path, `expected one of ${rule.values.join(', ')}`);
+        throw new Rejection('', `expected one of ${rule.values.join(', ')}`);
       }
       return input;
     case 'round':
       // Decoding caps what a peer may name; encoding our own rounds allows all safe integers.
       return strict
-        ? integer(input, path, 0, MAX_ROUND, `an integer from 0 to 2^52`)
-        : integer(input, path, 0, Number.MAX_SAFE_INTEGER, 'a non-negative safe integer');
+        ? integer(input, 0, MAX_ROUND, `an integer from 0 to 2^52`)
+        : integer(input, 0, Number.MAX_SAFE_INTEGER, 'a non-negative safe integer');
     case 'term':
       return strict
-        ? integer(input, path, 1, MAX_ROUND, 'an integer from 1 to 2^52')
-        : integer(input, path, 1, Number.MAX_SAFE_INTEGER, 'a positive safe integer');
+        ? integer(input, 1, MAX_ROUND, 'an integer from 1 to 2^52')
+        : integer(input, 1, Number.MAX_SAFE_INTEGER, 'a positive safe integer');
     case 'boolean':
-      if (typeof input !== 'boolean') throw new Rejection(path, 'expected true or false');
+      if (typeof input !== 'boolean') throw new Rejection('', 'expected true or false');
       return input;
     case 'leaseMs':
-      return integer(input, path, 1, MAX_LEASE_MS, `an integer from 1 to ${MAX_LEASE_MS}`);
+      return integer(input, 1, MAX_LEASE_MS, `an integer from 1 to ${MAX_LEASE_MS}`);
     case 'version':
       if (input !== PROTOCOL_VERSION) {
         throw new Rejection(
-          path,
+          '',
           `unsupported protocol version (this node speaks ${PROTOCOL_VERSION})`,
           'version',
         );
       }
       return input;
     case 'message': {
-      if (!isRecord(input)) throw new Rejection(path, 'expected an object');
+      if (!isRecord(input)) throw new Rejection('', 'expected an object');
       const type = input['type'];
-      if (typeof type !== 'string') throw new Rejection(join(path, 'type'), 'expected a string');
+      if (typeof type !== 'string') throw new Rejection('type', 'expected a string');
       const message = MESSAGES.get(type);
       if (message === undefined) {
-        throw new Rejection(join(path, 'type'), `unknown message type ${quote(type)}`);
+        throw new Rejection('type', `unknown message type ${quote(type)}`);
       }
-      return read(message, input, path, strict);
+      return read(message, input, strict);
     }
     case 'name':
       if (typeof input !== 'string' || input.length === 0 || input.length > MAX_LOCK_NAME_LENGTH) {
-        throw new Rejection(path, `expected a name of 1 to ${MAX_LOCK_NAME_LENGTH} characters`);
+        throw new Rejection('', `expected a name of 1 to ${MAX_LOCK_NAME_LENGTH} characters`);
       }
       return input;
     case 'ttl':
-      return integer(input, path, 1, MAX_TTL_MS, `an integer from 1 to ${MAX_TTL_MS}`);
+      return integer(input, 1, MAX_TTL_MS, `an integer from 1 to ${MAX_TTL_MS}`);
     case 'parts':
-      return integer(
-        input,
-        path,
-        1,
-        MAX_SNAPSHOT_PARTS,
-        `an integer from 1 to ${MAX_SNAPSHOT_PARTS}`,
-      );
+      return integer(input, 1, MAX_SNAPSHOT_PARTS, `an integer from 1 to ${MAX_SNAPSHOT_PARTS}`);
     case 'base64':
       if (
         typeof input !== 'string' ||
@@ -548,42 +645,44 @@ function read(rule: Rule, input: unknown, path: string, strict: boolean): unknow
         input.length % 4 !== 0 ||
         !/^[A-Za-z0-9+/]*={0,2}$/.test(input)
       ) {
-        throw new Rejection(path, 'expected base64 text of a snapshot part');
+        throw new Rejection('', 'expected base64 text of a snapshot part');
       }
       return input;
     case 'bigint':
-      return strict ? decodeToken(input, path) : encodeToken(input, path);
+      return strict ? decodeToken(input) : encodeToken(input);
     case 'array': {
-      if (!Array.isArray(input)) throw new Rejection(path, 'expected an array');
+      if (!Array.isArray(input)) throw new Rejection('', 'expected an array');
       if (input.length > rule.max) {
-        throw new Rejection(path, `expected at most ${rule.max} items`);
+        throw new Rejection('', `expected at most ${rule.max} items`);
       }
-      // Every index, holes included (map skips them, and JSON.stringify would send null).
-      const items: unknown[] = [];
+      // Decoding keeps the parsed array (JSON.parse makes no holes). Encoding copies every
+      // index, holes included (map skips them, and JSON.stringify would send null).
+      const items: unknown[] = strict ? input : [];
       for (let i = 0; i < input.length; i++) {
-        items.push(read(rule.of, input[i] as unknown, `${path}[${i}]`, strict));
+        const item = input[i] as unknown;
+        let value: unknown;
+        try {
+          value = read(rule.of, item, strict);
+        } catch (error) {
+          throw error instanceof Rejection ? error.within(i) : error;
+        }
+        if (!strict) items.push(value);
+        else if (!Object.is(value, item)) items[i] = value;
       }
       return items;
     }
     case 'union': {
-      if (!isRecord(input)) throw new Rejection(path, 'expected an object');
+      if (!isRecord(input)) throw new Rejection('', 'expected an object');
       const tag = input[rule.tag];
-      const at = join(path, rule.tag);
       if (typeof tag !== 'string' || !Object.hasOwn(rule.variants, tag)) {
-        throw new Rejection(at, `expected one of ${Object.keys(rule.variants).join(', ')}`);
+        throw new Rejection(rule.tag, `expected one of ${Object.keys(rule.variants).join(', ')}`);
       }
-      const fields = rule.variants[tag] ?? {};
-      return readObject(
-        { [rule.tag]: { kind: 'enum', values: [tag] }, ...fields },
-        input,
-        path,
-        strict,
-      );
+      return readObject(variantFields(rule, tag), input, strict);
     }
     case 'nullable':
-      return input === null ? null : read(rule.of, input, path, strict);
+      return input === null ? null : read(rule.of, input, strict);
     case 'object':
-      return readObject(rule.fields, input, path, strict);
+      return readObject(rule.fields, input, strict);
     default: {
       const unreachable: never = rule;
       return unreachable;
@@ -594,35 +693,41 @@ function read(rule: Rule, input: unknown, path: string, strict: boolean): unknow
 function readObject(
   fields: Readonly<Record<string, Rule>>,
   input: unknown,
-  path: string,
   strict: boolean,
 ): Record<string, unknown> {
-  if (!isRecord(input)) throw new Rejection(path, 'expected an object');
-  const entries = Object.entries(fields);
+  if (!isRecord(input)) throw new Rejection('', 'expected an object');
+  const list = fieldList(fields);
   if (strict) {
     const keys = Object.keys(input);
     // With more keys than the schema has, one is unknown: the search stops at it, so a frame
     // with thousands of keys costs no more than one with a few.
-    if (keys.length > entries.length) {
+    if (keys.length > list.length) {
       const unknown = keys.find((key) => !Object.hasOwn(fields, key)) ?? '';
-      throw new Rejection(path, `unknown key ${quote(unknown)}`);
+      throw new Rejection('', `unknown key ${quote(unknown)}`);
     }
     for (const key of keys) {
-      if (!Object.hasOwn(fields, key)) throw new Rejection(path, `unknown key ${quote(key)}`);
+      if (!Object.hasOwn(fields, key)) throw new Rejection('', `unknown key ${quote(key)}`);
     }
   }
-  const out: Record<string, unknown> = {};
-  for (const [name, fieldRule] of entries) {
-    const at = join(path, name);
-    if (!Object.hasOwn(input, name)) throw new Rejection(at, 'missing');
-    out[name] = read(fieldRule, input[name], at, strict);
+  // Decoding: the parsed object itself (its keys are exactly the schema's, checked above).
+  const out: Record<string, unknown> = strict ? input : {};
+  for (const [name, fieldRule] of list) {
+    if (!Object.hasOwn(input, name)) throw new Rejection(name, 'missing');
+    const field = input[name];
+    let value: unknown;
+    try {
+      value = read(fieldRule, field, strict);
+    } catch (error) {
+      throw error instanceof Rejection ? error.within(name) : error;
+    }
+    if (!strict || !Object.is(value, field)) out[name] = value;
   }
   return out;
 }
 
-function integer(input: unknown, path: string, min: number, max: number, what: string): number {
+function integer(input: unknown, min: number, max: number, what: string): number {
   if (typeof input !== 'number' || !Number.isSafeInteger(input) || input < min || input > max) {
-    throw new Rejection(path, `expected ${what}`);
+    throw new Rejection('', `expected ${what}`);
   }
   // JSON allows -0; keep it from reaching the core (Object.is(-0, 0) is false).
   return input === 0 ? 0 : input;
@@ -632,22 +737,32 @@ function integer(input: unknown, path: string, min: number, max: number, what: s
  * A token from the wire: a decimal string of a signed 64-bit integer, spelled as `encodeToken`
  * spells it (no '+', no leading zeros, no "-0"), so each token has one spelling.
  */
-function decodeToken(input: unknown, path: string): bigint {
+function decodeToken(input: unknown): bigint {
   if (typeof input !== 'string' || !/^(0|-?[1-9][0-9]{0,18})$/.test(input)) {
-    throw new Rejection(path, 'expected a decimal integer string');
+    throw new Rejection('', 'expected a decimal integer string');
   }
   const value = BigInt(input);
   if (value > MAX_TOKEN || value < -MAX_TOKEN - 1n) {
-    throw new Rejection(path, 'expected a signed 64-bit integer');
+    throw new Rejection('', 'expected a signed 64-bit integer');
   }
   return value;
 }
 
-function encodeToken(input: unknown, path: string): string {
+function encodeToken(input: unknown): string {
   if (typeof input !== 'bigint' || input > MAX_TOKEN || input < -MAX_TOKEN - 1n) {
-    throw new Rejection(path, 'expected a signed 64-bit bigint');
+    throw new Rejection('', 'expected a signed 64-bit bigint');
   }
   return input.toString();
+}
+
+/** 16 lowercase hex digits (what `/^[0-9a-f]{16}$/` says, without a regular expression). */
+function isIncarnation(text: string): boolean {
+  if (text.length !== 16) return false;
+  for (let i = 0; i < 16; i++) {
+    const c = text.charCodeAt(i);
+    if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return false;
+  }
+  return true;
 }
 
 /** Whether `value` can be a node or cluster id: 1 to MAX_ID_LENGTH UTF-16 code units. */
@@ -657,10 +772,6 @@ export function isValidId(value: unknown): value is NodeId {
 
 function isRecord(input: unknown): input is Record<string, unknown> {
   return typeof input === 'object' && input !== null && !Array.isArray(input);
-}
-
-function join(path: string, key: string): string {
-  return path === '' ? key : `${path}.${key}`;
 }
 
 /** A short, escaped prefix of untrusted text, safe to put in a log line. */

@@ -1,8 +1,12 @@
 import type { Clock, Scheduler } from '../clock.js';
 import {
   decodeFrame,
-  encodeFrame,
+  encodeEnvelope,
+  encodeFrameWith,
+  encodeMessage,
   PROTOCOL_VERSION,
+  type EncodedEnvelope,
+  type EncodedMessage,
   type ProtocolMessage,
 } from '../codec/messages.js';
 import { InvariantError, type InvalidMessageError } from '../errors.js';
@@ -50,11 +54,48 @@ export interface DriverOptions<M extends ProtocolMessage, R, E> {
    * sent), or the machine threw (a bug). The node halts.
    */
   readonly onFatal: (error: unknown) => void;
+  /**
+   * Messages that may travel and be taken as one (the node: lock requests, whose commands then
+   * share a log slot), and how to join them: those one sender's that arrive in a row within a
+   * turn go to the machine as one, and those this node sends to one node within a turn go out
+   * as one frame (up to `maxBytes`).
+   */
+  readonly join?: MessageJoin<M>;
+}
+
+/** See `DriverOptions.join`. */
+export interface MessageJoin<M> {
+  readonly joinable: (message: M) => boolean;
+  /** One message standing for `messages` (two or more, in the order they arrived or were sent). */
+  readonly join: (messages: readonly M[]) => M;
+  /** About how many bytes a message's content takes on the wire. */
+  readonly bytes: (message: M) => number;
+  /** Joined messages sent as one frame stay under this (one larger on its own goes alone). */
+  readonly maxBytes: number;
+}
+
+/** A frame taken off the wire and waiting for the end of its turn. */
+interface Arrival<M> {
+  readonly from: NodeId;
+  message: M;
+  /** Joinable messages of the same sender that arrived after this one, with nothing between. */
+  more: M[] | null;
 }
 
 /**
  * Drives one pure machine: feeds it frames and timer ticks with `clock.now()`, and applies
  * each output in the order safety needs: persist (durably), then send, then events.
+ *
+ * - Frames are checked as they arrive and handed to the machine together once the turn of the
+ *   event loop that brought them ends (a microtask queued by the first): one step for all of
+ *   them, each frame a machine call of its own, in arrival order, with a fresh clock reading,
+ *   and its output applied before the next call. Consecutive joinable messages of one sender
+ *   go in as one (`join`). Any other step (a timer, a call of the application) takes what
+ *   waits first, so nothing is handled out of arrival order. Holding a frame to the end of its
+ *   turn is a delay the protocol already allows; every decision still reads the clock when made.
+ * - Joinable messages an output sends (lock requests) wait for the end of the turn (the
+ *   microtasks it queued), and those to one node go out joined, in one frame: like a client that
+ *   sent what it had pending at once. Each still goes out after its output's persist.
  *
  * - Without storage, an output is applied in the same turn as the step that made it.
  * - With storage, outputs queue behind the pending write, and each is applied whole and in
@@ -79,6 +120,24 @@ export class Driver<M extends ProtocolMessage, R, E> {
   #halted = false;
   /** Per peer: its current incarnation and the few it replaced last (bounded). */
   readonly #incarnations = new IncarnationTracker();
+  /** Frames of this turn, not yet handed to the machine. */
+  #inbox: Arrival<M>[] = [];
+  /** Per sender: its last arrival in the inbox, while joinable messages may join it. */
+  readonly #joining = new Map<NodeId, Arrival<M>>();
+  /** While the inbox is handed over: a call made meanwhile does not take later frames first. */
+  #draining = false;
+  /** The wake-up the machine's latest output asked for. */
+  #machineWake: number | null = null;
+  readonly #drain = (): void => {
+    this.#drainInbox();
+  };
+  /** The envelope of the frames to each node, encoded once. */
+  readonly #envelopes = new Map<NodeId, EncodedEnvelope>();
+  /** Joinable messages of this turn waiting to go out, per addressee (see `join`). */
+  readonly #outbox = new Map<NodeId, M[]>();
+  readonly #flush = (): void => {
+    this.#flushOutbox();
+  };
 
   constructor(machine: PureMachine<M, R, E>, options: DriverOptions<M, R, E>) {
     this.#machine = machine;
@@ -118,17 +177,15 @@ export class Driver<M extends ProtocolMessage, R, E> {
    */
   step(call: (now: number) => Output<M, R, E>): void {
     if (this.#halted) return;
-    const now = this.#options.clock.now();
-    let out: Output<M, R, E>;
-    try {
-      out = call(now);
-    } catch (error) {
-      this.#fatal(error);
-      return;
+    // Frames that arrived before this call go in first.
+    if (this.#inbox.length > 0 && !this.#draining) {
+      this.#drainInbox();
+      if (this.halted) return;
     }
-    this.#schedule(out.wakeAt, now);
-    this.#apply(out, now);
-    if (!this.halted) this.#options.afterStep(now);
+    const now = this.#options.clock.now();
+    if (!this.#run(call, now)) return;
+    this.#schedule(this.#machineWake, now);
+    this.#options.afterStep(now);
   }
 
   /** Resolves once every queued output has been applied (or dropped by a halt). */
@@ -152,6 +209,58 @@ export class Driver<M extends ProtocolMessage, R, E> {
     this.#unsubscribe?.();
     this.#unsubscribe = null;
     this.#clearTimer();
+    this.#inbox = [];
+    this.#joining.clear();
+    this.#outbox.clear();
+  }
+
+  /**
+   * One machine call with `now`, its output applied. False if the driver halted (the machine
+   * threw, or applying the output halted it).
+   */
+  #run(call: (now: number) => Output<M, R, E>, now: number): boolean {
+    let out: Output<M, R, E>;
+    try {
+      out = call(now);
+    } catch (error) {
+      this.#fatal(error);
+      return false;
+    }
+    // A machine's wakeAt covers its whole state: the latest output's is the one that counts,
+    // also when applying this one runs a call of its own (an event handler's).
+    this.#machineWake = out.wakeAt;
+    this.#apply(out, now);
+    return !this.#halted;
+  }
+
+  /** Hands the frames of this turn to the machine: one step (see the class comment). */
+  #drainInbox(): void {
+    const inbox = this.#inbox;
+    if (inbox.length === 0 || this.#halted || this.#draining) return;
+    this.#inbox = [];
+    this.#joining.clear();
+    const { clock, join } = this.#options;
+    let now = clock.now();
+    this.#draining = true;
+    try {
+      for (const arrival of inbox) {
+        const { from } = arrival;
+        const message =
+          arrival.more === null || join === undefined
+            ? arrival.message
+            : join.join([arrival.message, ...arrival.more]);
+        now = clock.now();
+        if (!this.#run((t) => this.#machine.handle({ type: 'message', from, message }, t), now)) {
+          return;
+        }
+      }
+    } finally {
+      this.#draining = false;
+    }
+    this.#schedule(this.#machineWake, now);
+    this.#options.afterStep(now);
+    // Frames that arrived while these were handed over (none, with a transport that never
+    // delivers inside a send) wait for their own microtask.
   }
 
   #receive(from: NodeId, text: string): void {
@@ -176,8 +285,25 @@ export class Driver<M extends ProtocolMessage, R, E> {
     this.#noteIncarnation(frame.from, frame.inc);
     counters.framesIn += 1;
     if (log.enabled('trace')) log.trace({ from: frame.from, type: frame.msg.type }, 'frame in');
-    const message = frame.msg;
-    this.step((now) => this.#machine.handle({ type: 'message', from: frame.from, message }, now));
+    this.#arrive(frame.from, frame.msg);
+  }
+
+  /** Puts a checked message in this turn's inbox, joined to its sender's last if it may be. */
+  #arrive(from: NodeId, message: M): void {
+    const inbox = this.#inbox;
+    if (inbox.length === 0) queueMicrotask(this.#drain);
+    const joinable = this.#options.join?.joinable(message) === true;
+    if (joinable) {
+      const last = this.#joining.get(from);
+      if (last !== undefined) {
+        (last.more ??= []).push(message);
+        return;
+      }
+    }
+    const arrival: Arrival<M> = { from, message, more: null };
+    inbox.push(arrival);
+    if (joinable) this.#joining.set(from, arrival);
+    else this.#joining.delete(from);
   }
 
   #drop(from: NodeId, reason: InvalidFrameReason, error: InvalidMessageError | null): void {
@@ -267,26 +393,90 @@ export class Driver<M extends ProtocolMessage, R, E> {
   }
 
   #send(out: Output<M, R, E>): void {
-    const { transport, counters, log, id, incarnation, cluster } = this.#options;
+    const { id } = this.#options;
+    const join = this.#options.join;
+    // A message to several nodes (the machines push one object per addressee, in a row) is
+    // encoded once.
+    let last: M | null = null;
+    let encoded: EncodedMessage | null = null;
     for (const { to, message } of out.send) {
       if (to === id) continue;
-      let frame: string;
+      if (join?.joinable(message) === true) {
+        this.#hold(to, message);
+        continue;
+      }
       try {
-        frame = encodeFrame({
-          v: PROTOCOL_VERSION,
-          cluster,
-          from: id,
-          to,
-          inc: incarnation,
-          msg: message,
-        });
+        if (message !== last || encoded === null) {
+          encoded = encodeMessage(message);
+          last = message;
+        }
       } catch (error) {
         this.#fatal(error);
         return;
       }
-      counters.framesOut += 1;
-      if (log.enabled('trace')) log.trace({ to, type: message.type }, 'frame out');
-      transport.send(to, frame);
+      if (!this.#sendFrame(to, message, encoded)) return;
+    }
+  }
+
+  /** Frames `message` (encoded) for `to` and hands it to the transport; false on a fatal error. */
+  #sendFrame(to: NodeId, message: M, encoded: EncodedMessage): boolean {
+    const { transport, counters, log, id, incarnation, cluster } = this.#options;
+    let frame: string;
+    try {
+      let envelope = this.#envelopes.get(to);
+      if (envelope === undefined) {
+        envelope = encodeEnvelope({ v: PROTOCOL_VERSION, cluster, from: id, to, inc: incarnation });
+        this.#envelopes.set(to, envelope);
+      }
+      frame = encodeFrameWith(envelope, encoded);
+    } catch (error) {
+      this.#fatal(error);
+      return false;
+    }
+    counters.framesOut += 1;
+    if (log.enabled('trace')) log.trace({ to, type: message.type }, 'frame out');
+    transport.send(to, frame);
+    return true;
+  }
+
+  /** Keeps a joinable message for the end of the turn (see `join`). */
+  #hold(to: NodeId, message: M): void {
+    const outbox = this.#outbox;
+    if (outbox.size === 0) queueMicrotask(this.#flush);
+    const held = outbox.get(to);
+    if (held === undefined) outbox.set(to, [message]);
+    else held.push(message);
+  }
+
+  /** Sends what the turn held back: per node, joined into frames of at most `maxBytes`. */
+  #flushOutbox(): void {
+    const join = this.#options.join;
+    if (this.#halted || join === undefined) return;
+    for (const [to, messages] of this.#outbox) {
+      this.#outbox.delete(to);
+      let batch: M[] = [];
+      let bytes = 0;
+      const sendBatch = (): boolean => {
+        const message = batch.length === 1 ? batch[0] : join.join(batch);
+        batch = [];
+        bytes = 0;
+        if (message === undefined) return true;
+        let encoded: EncodedMessage;
+        try {
+          encoded = encodeMessage(message);
+        } catch (error) {
+          this.#fatal(error);
+          return false;
+        }
+        return this.#sendFrame(to, message, encoded);
+      };
+      for (const message of messages) {
+        const size = join.bytes(message);
+        if (batch.length > 0 && bytes + size > join.maxBytes && !sendBatch()) return;
+        batch.push(message);
+        bytes += size;
+      }
+      if (batch.length > 0 && !sendBatch()) return;
     }
   }
 

@@ -1,5 +1,5 @@
 import { LockLostError } from '../errors.js';
-import { exactAbortController } from './exact-signal.js';
+import { exactController, type ExactSource } from './exact-signal.js';
 
 /** What a `Lock` asks of the node that holds it. */
 export interface LockHost {
@@ -12,6 +12,37 @@ export interface LockHost {
   release(name: string, token: bigint): Promise<void>;
 }
 
+/** Why a lock ended for its holder. */
+type LockEnd = 'released' | 'expired' | 'not-held' | 'stopped' | 'deadline';
+
+const WHY: Readonly<Record<Exclude<LockEnd, 'deadline'>, string>> = Object.freeze({
+  released: 'was released',
+  expired: 'could not be renewed before its deadline',
+  'not-held': 'is no longer held (it expired at the leader)',
+  stopped: 'was given up: the node stopped',
+});
+
+/** `Lock`'s own check and reason, for its signal (set in its static block; not public API). */
+let stillHeld: (lock: Lock) => boolean;
+let lostReason: (lock: Lock) => LockLostError;
+
+/** What a lock's exact signal asks, made only when the application reads `signal`. */
+class LockSignalSource implements ExactSource {
+  readonly #lock: Lock;
+
+  constructor(lock: Lock) {
+    this.#lock = lock;
+  }
+
+  stillValid(): boolean {
+    return stillHeld(this.#lock);
+  }
+
+  lostReason(): unknown {
+    return lostReason(this.#lock);
+  }
+}
+
 /**
  * A lock this process holds: granted by the cluster, renewed in the background while the
  * process lives, lost when it cannot be renewed in time.
@@ -20,6 +51,11 @@ export interface LockHost {
  * computed from the clock at the moment it is read: after a stalled event loop the process's own
  * overdue timers may run before synod's, so read it right before each side effect, and pass
  * `token` to the storage you write to so that it can refuse a stale holder (`FencingGuard`).
+ *
+ * A lock that nobody asks for its `signal` has none: the signal (Node.js's `AbortController`
+ * and `AbortSignal`, most of a held lock's memory) is made on the first read of `signal`, already
+ * aborted if the lock has ended. The `LockLostError` is likewise made only when something reads
+ * it (the signal's `reason`, `assertValid()`, or an abort of a signal that exists).
  */
 export class Lock {
   readonly name: string;
@@ -28,20 +64,22 @@ export class Lock {
   /** The TTL the leader applied, in ms. */
   readonly ttlMs: number;
   readonly #host: LockHost;
-  readonly #controller: AbortController;
+  #controller: AbortController | null = null;
   #releasing: Promise<void> | null = null;
-  #lostReason: LockLostError | null = null;
+  /** Why it ended, once it has (the first reason found wins); null while held. */
+  #end: LockEnd | null = null;
+  #reason: LockLostError | null = null;
+
+  static {
+    stillHeld = (lock) => lock.#check();
+    lostReason = (lock) => lock.#lostReason();
+  }
 
   constructor(host: LockHost, name: string, token: bigint, ttlMs: number) {
     this.#host = host;
     this.name = name;
     this.token = token;
     this.ttlMs = ttlMs;
-    this.#controller = exactAbortController({
-      now: () => host.now(),
-      valid: (now) => this.#releasing === null && host.valid(name, token, now),
-      reason: () => this.#lostReason ?? this.#reason(),
-    });
   }
 
   /**
@@ -50,24 +88,34 @@ export class Lock {
    * deadline first. `reason` is a `LockLostError` saying why.
    */
   get signal(): AbortSignal {
-    return this.#controller.signal;
+    let controller = this.#controller;
+    if (controller === null) {
+      if (this.#end === null) {
+        controller = exactController(new LockSignalSource(this));
+      } else {
+        controller = new AbortController();
+        controller.abort(this.#lostReason());
+      }
+      this.#controller = controller;
+    }
+    return controller.signal;
   }
 
   /** Whether this holder holds the lock now (computed from the clock when read). */
   get valid(): boolean {
-    return !this.signal.aborted;
+    return this.#check();
   }
 
   /** How long this holder may still act, on its own clock; 0 once the lock is lost. */
   get remainingMs(): number {
-    if (this.signal.aborted) return 0;
+    if (!this.#check()) return 0;
     const deadline = this.#host.deadline(this.name, this.token);
     return deadline === null ? 0 : Math.max(0, deadline - this.#host.now());
   }
 
   /** Throws the `LockLostError` (the signal's reason) unless the lock is still held now. */
   assertValid(): void {
-    this.signal.throwIfAborted();
+    if (!this.#check()) throw this.#lostReason();
   }
 
   /**
@@ -76,10 +124,9 @@ export class Lock {
    */
   release(): Promise<void> {
     if (this.#releasing === null) {
-      const held = !this.#controller.signal.aborted;
+      const held = this.#check();
       this.#releasing = held ? this.#host.release(this.name, this.token) : Promise.resolve();
-      this.#lostReason ??= new LockLostError(`lock ${JSON.stringify(this.name)} was released`);
-      this.#controller.abort(this.#lostReason);
+      this.#finish('released');
     }
     return this.#releasing;
   }
@@ -91,20 +138,36 @@ export class Lock {
 
   /** The node learned the lock is gone (expired, or a renew found it held by no one). */
   lose(reason: 'expired' | 'not-held' | 'stopped'): void {
-    if (this.#controller.signal.aborted) return;
-    const why =
-      reason === 'expired'
-        ? 'could not be renewed before its deadline'
-        : reason === 'not-held'
-          ? 'is no longer held (it expired at the leader)'
-          : 'was given up: the node stopped';
-    this.#lostReason = new LockLostError(`lock ${JSON.stringify(this.name)} ${why}`);
-    this.#controller.abort(this.#lostReason);
+    this.#finish(reason);
   }
 
-  #reason(): LockLostError {
-    return new LockLostError(
-      `lock ${JSON.stringify(this.name)} (token ${this.token}) passed its deadline`,
+  /**
+   * Whether the lock is still held now. The first check that finds it is not ends it for good
+   * (and aborts the signal, if there is one): a lock never comes back.
+   */
+  #check(): boolean {
+    if (this.#end !== null) return false;
+    if (this.#releasing === null && this.#host.valid(this.name, this.token, this.#host.now())) {
+      return true;
+    }
+    this.#finish('deadline');
+    return false;
+  }
+
+  #finish(end: LockEnd): void {
+    if (this.#end !== null) return;
+    this.#end = end;
+    // Listeners run inside abort() and may read the lock: it has ended by then.
+    this.#controller?.abort(this.#lostReason());
+  }
+
+  #lostReason(): LockLostError {
+    const end = this.#end ?? 'deadline';
+    this.#reason ??= new LockLostError(
+      end === 'deadline'
+        ? `lock ${JSON.stringify(this.name)} (token ${this.token}) passed its deadline`
+        : `lock ${JSON.stringify(this.name)} ${WHY[end]}`,
     );
+    return this.#reason;
   }
 }

@@ -61,7 +61,14 @@ interface PendingAcquire {
   readonly reject: (error: SynodError) => void;
   seq: number;
   timer: unknown;
-  cleanup: () => void;
+  /** The caller's signal and this request's listener on it, if it gave one. */
+  readonly signal: AbortSignal | undefined;
+  onAbort: (() => void) | null;
+}
+
+interface PendingRelease {
+  readonly name: string;
+  readonly done: () => void;
 }
 
 interface PendingRead {
@@ -80,8 +87,8 @@ export class LockManager implements LockHost {
   readonly #acquires = new Map<number, PendingAcquire>();
   readonly #reads = new Map<number, PendingRead>();
   readonly #held = new Map<string, Lock>();
-  /** Releases waiting for their answer, by lock name and token. */
-  readonly #releases = new Map<string, () => void>();
+  /** Releases waiting for their answer, by token (a token names one grant of one lock). */
+  readonly #releases = new Map<bigint, PendingRelease>();
 
   constructor(options: LockManagerOptions) {
     this.#options = options;
@@ -130,15 +137,19 @@ export class LockManager implements LockHost {
         reject,
         seq: 0,
         timer: null,
-        cleanup: () => undefined,
+        signal,
+        onAbort: null,
       };
-      const onAbort = (): void => {
-        this.#giveUp(
-          pending,
-          new AbortError('the lock request was aborted', { cause: signal?.reason }),
-        );
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
+      if (signal !== undefined) {
+        const onAbort = (): void => {
+          this.#giveUp(
+            pending,
+            new AbortError('the lock request was aborted', { cause: signal.reason }),
+          );
+        };
+        pending.onAbort = onAbort;
+        signal.addEventListener('abort', onAbort, { once: true });
+      }
       pending.timer = this.#options.scheduler.setTimeout(() => {
         this.#giveUp(
           pending,
@@ -147,12 +158,14 @@ export class LockManager implements LockHost {
           ),
         );
       }, timeoutMs);
-      pending.cleanup = () => {
-        signal?.removeEventListener('abort', onAbort);
-        this.#options.scheduler.clearTimeout(pending.timer);
-      };
       this.#send(pending);
     });
+  }
+
+  /** The request is answered or given up: its timer and its abort listener go. */
+  #cleanup(pending: PendingAcquire): void {
+    this.#options.scheduler.clearTimeout(pending.timer);
+    if (pending.onAbort !== null) pending.signal?.removeEventListener('abort', pending.onAbort);
   }
 
   read(name: string, timeoutMs: number): Promise<LockInfo> {
@@ -184,20 +197,18 @@ export class LockManager implements LockHost {
     const deadline = this.deadline(name, token);
     if (machine === null || !this.#options.running() || deadline === null) return Promise.resolve();
     return new Promise<void>((resolve) => {
-      const key = `${name}\u0000${token}`;
       // Resolves at the answer, or once the lock would have expired anyway: it is not renewed.
-      const timer = this.#options.scheduler.setTimeout(
-        () => {
-          done();
-        },
-        Math.max(1, Math.ceil(deadline - this.now())),
-      );
       const done = (): void => {
         this.#options.scheduler.clearTimeout(timer);
-        this.#releases.delete(key);
+        if (this.#releases.get(token) === pending) this.#releases.delete(token);
         resolve();
       };
-      this.#releases.set(key, done);
+      const timer = this.#options.scheduler.setTimeout(
+        done,
+        Math.max(1, Math.ceil(deadline - this.now())),
+      );
+      const pending: PendingRelease = { name, done };
+      this.#releases.set(token, pending);
       this.#options.step((m, now) => m.release(name, token, now));
     });
   }
@@ -213,7 +224,7 @@ export class LockManager implements LockHost {
           return;
         }
         this.#acquires.delete(event.seq);
-        pending.cleanup();
+        this.#cleanup(pending);
         const lock = new Lock(this, event.name, event.token, event.ttlMs);
         this.#held.set(event.name, lock);
         pending.resolve(lock);
@@ -223,7 +234,7 @@ export class LockManager implements LockHost {
         const pending = this.#acquires.get(event.seq);
         if (pending === undefined) return;
         this.#acquires.delete(event.seq);
-        pending.cleanup();
+        this.#cleanup(pending);
         pending.resolve(null);
         return;
       }
@@ -243,9 +254,11 @@ export class LockManager implements LockHost {
         this.#options.log.warn({ lock: event.name, reason: event.reason }, 'lost a lock');
         return;
       }
-      case 'released':
-        this.#releases.get(`${event.name}\u0000${event.token}`)?.();
+      case 'released': {
+        const pending = this.#releases.get(event.token);
+        if (pending?.name === event.name) pending.done();
         return;
+      }
       case 'view': {
         const pending = this.#reads.get(event.id);
         if (pending === undefined) return;
@@ -274,7 +287,7 @@ export class LockManager implements LockHost {
   /** The node stopped or halted: requests fail, held locks are lost. */
   stop(error: SynodError): void {
     for (const pending of this.#acquires.values()) {
-      pending.cleanup();
+      this.#cleanup(pending);
       pending.reject(error);
     }
     this.#acquires.clear();
@@ -285,7 +298,7 @@ export class LockManager implements LockHost {
     this.#reads.clear();
     for (const lock of this.#held.values()) lock.lose('stopped');
     this.#held.clear();
-    for (const done of [...this.#releases.values()]) done();
+    for (const pending of [...this.#releases.values()]) pending.done();
   }
 
   /** Releases every held lock (a graceful stop), waiting at most `timeoutMs` for answers. */
@@ -304,7 +317,7 @@ export class LockManager implements LockHost {
 
   #send(pending: PendingAcquire): void {
     if (!this.#options.running()) {
-      pending.cleanup();
+      this.#cleanup(pending);
       pending.reject(new NotStartedError('the node stopped'));
       return;
     }
@@ -320,7 +333,7 @@ export class LockManager implements LockHost {
   #giveUp(pending: PendingAcquire, error: SynodError): void {
     if (this.#acquires.get(pending.seq) !== pending) return;
     this.#acquires.delete(pending.seq);
-    pending.cleanup();
+    this.#cleanup(pending);
     this.#options.step((machine, now) => machine.cancel(pending.seq, now));
     pending.reject(error);
   }

@@ -12,11 +12,25 @@
  *
  * `--handoff` measures only the graceful handoff between processes, untraced and then traced
  * hop by hop (see handoff-trace.ts), and writes `.bench-out/handoff.json`.
+ *
+ * Locks (see locks.ts): the default run ends with their latency and throughput between three
+ * processes. `--locks` measures only those and writes `.bench-out/locks.json`; `--lock-memory`
+ * measures the heap per held lock and over a million cycles (several minutes; `--held <n>` and
+ * `--cycles <n>` change the counts; `--read-signal` reads every held lock's `signal`, which a
+ * lock makes on the first read) and writes `.bench-out/lock-memory.json`. With
+ * `--cpu-prof`, the lock runs' node processes write CPU profiles to `.bench-out/profiles/`.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { arch, availableParallelism, cpus, release, type } from 'node:os';
 import process from 'node:process';
 import { fileURLToPath } from 'node:url';
+import {
+  measureLockMemory,
+  measureLocks,
+  printLockMemory,
+  printLocks,
+  type LockBenchResult,
+} from './locks.js';
 import { measureHandoff, measureReal, printHandoff, printReal, type RealResult } from './real.js';
 import { coldStart, failover, handoff, renewalTraffic, type Setup } from './scenarios.js';
 import { round, roundSummary, scale, summarize, type Summary } from './stats.js';
@@ -283,8 +297,10 @@ function machineFacts() {
   };
 }
 
+const OUT_DIR = fileURLToPath(new URL('../../../.bench-out/', import.meta.url));
+
 function writeReport(name: string, report: object): void {
-  const dir = fileURLToPath(new URL('../../../.bench-out/', import.meta.url));
+  const dir = OUT_DIR;
   mkdirSync(dir, { recursive: true });
   writeFileSync(`${dir}${name}`, `${JSON.stringify(report, null, 2)}\n`);
   console.log(`written to .bench-out/${name}`);
@@ -301,6 +317,80 @@ async function handoffOnly(): Promise<void> {
   printHandoff(result);
   writeReport('handoff.json', { machine, handoff: result });
   if (result.checks.some((c) => !c.pass)) process.exitCode = 1;
+}
+
+/** The value after flag `name`, as a whole number, or `fallback`. */
+function count(name: string, fallback: number): number {
+  const index = process.argv.indexOf(name);
+  if (index < 0) return fallback;
+  const value = Number(process.argv[index + 1]);
+  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} takes a positive integer`);
+  return value;
+}
+
+/** `--held-on leader`, `follower` or `both` (the default): which processes hold the locks. */
+function heldOn(): ('leader' | 'follower')[] {
+  const index = process.argv.indexOf('--held-on');
+  const value = index < 0 ? 'both' : process.argv[index + 1];
+  if (value === 'leader' || value === 'follower') return [value];
+  if (value === 'both') return ['leader', 'follower'];
+  throw new Error('--held-on takes leader, follower or both');
+}
+
+/** With `--cpu-prof`: a directory for this run's CPU profiles of the node processes. */
+function cpuProfileDir(): string | null {
+  if (!process.argv.includes('--cpu-prof')) return null;
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  return `${OUT_DIR}profiles/${stamp}`;
+}
+
+function printMachine(what: string): void {
+  const machine = machineFacts();
+  console.log(
+    `synod bench, ${what}: ${machine.os} (${machine.arch}), ${machine.cpu}, ` +
+      `${machine.cores} cores, node ${machine.node}\n`,
+  );
+}
+
+function printChecks(checks: readonly Check[]): void {
+  const missed = checks.filter((c) => !c.pass);
+  console.log(
+    `\n${checks.length - missed.length} of ${checks.length} targets met` +
+      (missed.length === 0 ? '' : `; MISS: ${missed.map((c) => c.name).join('; ')}`),
+  );
+  if (missed.length > 0) process.exitCode = 1;
+}
+
+/** `--locks`: lock latency and throughput between processes only. */
+async function locksOnly(): Promise<void> {
+  printMachine('locks only');
+  const profiles = cpuProfileDir();
+  const result = await measureLocks({ cpuProfileDir: profiles });
+  printLocks(result);
+  printChecks(result.checks);
+  if (profiles !== null) console.log(`CPU profiles in ${profiles}`);
+  writeReport('locks.json', { machine: machineFacts(), locks: result });
+}
+
+/** `--lock-memory`: the heap per held lock and over a million cycles. */
+async function lockMemoryOnly(): Promise<void> {
+  printMachine('lock memory');
+  const profiles = cpuProfileDir();
+  const result = await measureLockMemory({
+    held: count('--held', 100_000),
+    holdConcurrency: count('--hold-concurrency', 100),
+    heldOn: heldOn(),
+    cycles: count('--cycles', 1_000_000),
+    cpuProfileDir: profiles,
+    readSignal: process.argv.includes('--read-signal'),
+    heapSnapshotDir: process.argv.includes('--heap-snapshot')
+      ? `${OUT_DIR}heap/${new Date().toISOString().replace(/[:.]/g, '-')}`
+      : null,
+  });
+  printLockMemory(result);
+  printChecks(result.checks);
+  if (profiles !== null) console.log(`CPU profiles in ${profiles}`);
+  writeReport('lock-memory.json', { machine: machineFacts(), lockMemory: result });
 }
 
 async function main(): Promise<void> {
@@ -324,13 +414,20 @@ async function main(): Promise<void> {
 
   // Then the figures on real sockets and processes (skipped with --virtual).
   let real: RealResult | null = null;
+  let locks: LockBenchResult | null = null;
   if (!process.argv.includes('--virtual')) {
     real = await measureReal();
     printReal(real);
+    locks = await measureLocks();
+    printLocks(locks);
   }
 
   const wallSeconds = round((performance.now() - began) / 1000, 1);
-  const checks = [...results.flatMap((r) => r.checks), ...(real?.checks ?? [])];
+  const checks = [
+    ...results.flatMap((r) => r.checks),
+    ...(real?.checks ?? []),
+    ...(locks?.checks ?? []),
+  ];
   const missed = checks.filter((c) => !c.pass);
   console.log(
     `\n${checks.length - missed.length} of ${checks.length} targets and expectations met` +
@@ -365,10 +462,14 @@ async function main(): Promise<void> {
     },
     results,
     real,
+    locks,
     wallSeconds,
   };
   writeReport('latest.json', report);
   if (missed.length > 0) process.exitCode = 1;
 }
 
-await (process.argv.includes('--handoff') ? handoffOnly() : main());
+if (process.argv.includes('--handoff')) await handoffOnly();
+else if (process.argv.includes('--locks')) await locksOnly();
+else if (process.argv.includes('--lock-memory')) await lockMemoryOnly();
+else await main();

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import {
   WebSocketTransport,
@@ -382,6 +382,54 @@ describe('websocket transport: connections', function () {
           `${kind}: ${after.get(kind) ?? 0} after, ${before.get(kind) ?? 0} before`,
         );
       }
+    });
+  });
+
+  describe('sending', function () {
+    it('writes the frames of one turn to a peer with one socket write, each still its own message, in order', async function () {
+      const c = await cluster(['a', 'b', 'c']);
+      cleanups.push(() => c.close());
+      const [a, b, cNode] = [c.node('a'), c.node('b'), c.node('c')];
+      await Promise.all([a.transport.start(), b.transport.start(), cNode.transport.start()]);
+      await waitFor('all up', () =>
+        [a, b, cNode].every((n) => n.transport.stats().connections === 2),
+      );
+      // Counts the writes every socket of this process hands to the kernel meanwhile.
+      const proto = Socket.prototype as unknown as Record<'_write' | '_writev', unknown>;
+      const original = { write: proto._write, writev: proto._writev };
+      const writes: number[] = [];
+      const count = (fn: unknown) =>
+        function (this: Socket, chunks: unknown, ...rest: unknown[]): unknown {
+          writes.push(Array.isArray(chunks) ? chunks.length : 1);
+          return (fn as (...args: unknown[]) => unknown).call(this, chunks, ...rest);
+        };
+      proto._write = count(original.write);
+      proto._writev = count(original.writev);
+      try {
+        // One synchronous turn: 20 frames to b and 20 to c.
+        for (let i = 0; i < 20; i++) {
+          a.transport.send('b', `to b ${String(i)}`);
+          a.transport.send('c', `to c ${String(i)}`);
+        }
+        await new Promise<void>((resolve) => {
+          setImmediate(resolve);
+        });
+      } finally {
+        proto._write = original.write;
+        proto._writev = original.writev;
+      }
+      // One write per peer, each carrying every frame (a header and a payload per frame).
+      assert.deepEqual(writes, [40, 40]);
+      await waitFor('every frame', () => b.frames.length === 20 && cNode.frames.length === 20);
+      assert.deepEqual(
+        b.frames.map((f) => f.frame),
+        Array.from({ length: 20 }, (_, i) => `to b ${String(i)}`),
+      );
+      assert.deepEqual(
+        cNode.frames.map((f) => f.frame),
+        Array.from({ length: 20 }, (_, i) => `to c ${String(i)}`),
+      );
+      assert.equal(a.transport.stats().sent, 40);
     });
   });
 });

@@ -5,7 +5,10 @@ import sinon from 'sinon';
 import {
   DEFAULT_MAX_FRAME_BYTES,
   decodeFrame,
+  encodeEnvelope,
   encodeFrame,
+  encodeFrameWith,
+  encodeMessage,
   MAX_ARRAY_ITEMS,
   MAX_ROUND,
   MAX_TTL_MS,
@@ -351,6 +354,31 @@ describe('codec: frames', function () {
       const bad = frame({ type: 'lease.chosen', ballot: { ...BALLOT, round: -1 }, term: 7 });
       assert.throws(() => encodeFrame(bad), InvariantError);
       assert.throws(() => encodeFrame({ ...frame(sample('lease.prepare')), inc: 'XYZ' }), /inc/);
+      // The same, with the message encoded once for several frames.
+      assert.throws(
+        () => encodeMessage(bad.msg),
+        (error: unknown) =>
+          error instanceof InvariantError && error.message.includes('msg.ballot.round'),
+      );
+      const { msg, ...envelope } = frame(sample('lease.prepare'));
+      assert.throws(() => encodeFrameWith({ ...envelope, inc: 'XYZ' }, encodeMessage(msg)), /inc/);
+      assert.throws(() => encodeEnvelope({ ...envelope, to: '' }), InvariantError);
+    });
+
+    it('writes a message encoded once into each frame as encodeFrame writes the whole frame', function () {
+      for (const msg of MESSAGES) {
+        const encoded = encodeMessage(msg);
+        for (const to of ['b', 'c']) {
+          const { msg: _, ...envelope } = frame(msg);
+          const whole = encodeFrame({ ...frame(msg), to });
+          assert.equal(encodeFrameWith({ ...envelope, to }, encoded), whole, msg.type);
+          assert.equal(
+            encodeFrameWith(encodeEnvelope({ ...envelope, to }), encoded),
+            whole,
+            msg.type,
+          );
+        }
+      }
     });
 
     it('refuses rounds and terms above 2^52, so adopting one can never overflow', function () {
