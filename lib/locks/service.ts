@@ -96,6 +96,17 @@ function requestKey(command: ClientCommand): string {
   return `${ownerKey(command.holder)}#${command.seq}`;
 }
 
+/** Proposes `op` for `holders`, at most HOLDERS_PER_COMMAND to a command. */
+function proposeForHolders(
+  op: 'retire' | 'abandon',
+  holders: readonly Owner[],
+  sink: LockServiceSink,
+): void {
+  for (let i = 0; i < holders.length; i += HOLDERS_PER_COMMAND) {
+    sink.propose.push({ op, holders: holders.slice(i, i + HOLDERS_PER_COMMAND) });
+  }
+}
+
 function isClientCommand(command: LockCommand): command is ClientCommand {
   return (
     command.op === 'acquire' ||
@@ -499,9 +510,7 @@ export class LockService {
       else if (now - idle.since >= after) retire.push(holder);
     }
     for (const key of this.#idleSince.keys()) if (!seen.has(key)) this.#idleSince.delete(key);
-    for (let i = 0; i < retire.length; i += HOLDERS_PER_COMMAND) {
-      sink.propose.push({ op: 'retire', holders: retire.slice(i, i + HOLDERS_PER_COMMAND) });
-    }
+    proposeForHolders('retire', retire, sink);
     for (const holder of retire) this.#idleSince.delete(ownerKey(holder));
     // Proposed requests that never applied (their slot went to another value) may go again.
     for (const [key, at] of this.#inflight) {
@@ -523,9 +532,7 @@ export class LockService {
       const heard = this.#heard.get(ownerKey(holder)) ?? this.#servingSince;
       if (now - heard >= every) silent.push(holder);
     }
-    for (let i = 0; i < silent.length; i += HOLDERS_PER_COMMAND) {
-      sink.propose.push({ op: 'abandon', holders: silent.slice(i, i + HOLDERS_PER_COMMAND) });
-    }
+    proposeForHolders('abandon', silent, sink);
     // Forget holders silent that long: waiting, they were just abandoned; otherwise their next
     // request records them again. The map stays as small as the holders heard from lately.
     for (const [key, at] of this.#heard) if (now - at >= every) this.#heard.delete(key);

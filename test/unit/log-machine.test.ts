@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { LogMessage } from '../../lib/log/messages.js';
-import { LogMachine } from '../../lib/log/multi-paxos.js';
+import { LogMachine, type LogRecord } from '../../lib/log/multi-paxos.js';
 import { Journal, L, LogHarness, MARGIN, RHO, W } from './log-harness.js';
 
 function isPrefix(a: readonly string[], b: readonly string[]): boolean {
@@ -15,12 +15,18 @@ function assertAgree(h: LogHarness, seed = 0): void {
   }
 }
 
-/** Node `a` of three, started without its log state (it rebuilds from `b` and `c`). */
-function rebuilding(): LogMachine<string> {
+/**
+ * Node `a` of three with durable storage, started from `restored` (null: without its log
+ * state, so it rebuilds from `b` and `c`).
+ */
+function rebuilding(
+  restored: LogRecord<string> | null = null,
+  incarnation = '00000000000000a1',
+): LogMachine<string> {
   return new LogMachine<string>(
     {
       id: 'a',
-      incarnation: '00000000000000a1',
+      incarnation,
       peers: ['a', 'b', 'c'],
       leaseMs: L,
       maxClockDrift: RHO,
@@ -32,7 +38,7 @@ function rebuilding(): LogMachine<string> {
       silentUntil: () => 0,
       durable: true,
     },
-    null,
+    restored,
   );
 }
 
@@ -160,23 +166,7 @@ describe('Multi-Paxos log', () => {
     };
     // Restarted from that disk: still lossy (a node rebuilding from it must count it as one
     // that forgot, or the next leader serves the old epoch's table).
-    const again = new LogMachine<string>(
-      {
-        id: 'a',
-        incarnation: '00000000000000a2',
-        peers: ['a', 'b', 'c'],
-        leaseMs: L,
-        maxClockDrift: RHO,
-        marginMs: MARGIN,
-        stateMachine: new Journal(),
-        sizeOf: (c) => c.length,
-        voting: () => true,
-        recovers: true,
-        silentUntil: () => 0,
-        durable: true,
-      },
-      record,
-    );
+    const again = rebuilding(record, '00000000000000a2');
     assert.equal(again.lossy, true);
     assert.equal(
       (again.recoveryAnswer('00000000000000d1', 0, 3) as { voting: boolean }).voting,
